@@ -1,0 +1,240 @@
+"""Task spec: the YAML file that describes one distillation run.
+
+Validated by pydantic with ``extra="forbid"``, so a typo is an error, not a silently ignored key.
+Relative paths are resolved against the spec file's folder. ``SpecError`` carries one line per
+problem, each naming the field path and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class SpecError(Exception):
+    """The spec is invalid; ``problems`` holds one human-readable line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimulatorKnobs(_Strict):
+    """Fault and realism knobs of the teacher simulator (see ``generators.simulator.SimulatorConfig``)."""
+
+    latency_ms: float = Field(0.0, ge=0)
+    jitter_ms: float = Field(0.0, ge=0)
+    rate_429: float = Field(0.0, ge=0, le=1)
+    retry_after_s: float = Field(1.0, ge=0)
+    rate_5xx: float = Field(0.0, ge=0, le=1)
+    rate_hang: float = Field(0.0, ge=0, le=1)
+    hang_s: float = Field(30.0, ge=0)
+    rate_malformed: float = Field(0.0, ge=0, le=1)
+    rate_truncated: float = Field(0.0, ge=0, le=1)
+    label_noise: float = Field(0.0, ge=0, le=1)
+    dup_rate: float = Field(0.0, ge=0, le=1)
+    copy_rate: float = Field(0.0, ge=0, le=1)
+    refusal_rate: float = Field(0.0, ge=0, le=1)
+    diversity_width: int = Field(8, ge=1)
+    seed: int = 0
+
+
+class _TeacherCommon(_Strict):
+    model: str = Field(..., min_length=1, description="Model name sent to the provider.")
+    price_input_per_mtok: float = Field(0.0, ge=0, description="USD per 1M input tokens.")
+    price_output_per_mtok: float = Field(0.0, ge=0, description="USD per 1M output tokens.")
+    max_concurrency: int = Field(8, ge=1, le=512)
+    timeout_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(6, ge=1, le=20, description="Attempts per call, first one included.")
+    max_retry_wait_s: float = Field(30.0, gt=0, description="Cap on any single wait, Retry-After included.")
+    temperature: float = Field(0.9, ge=0, le=2)
+    max_output_tokens: int = Field(2048, ge=16)
+    structured_output: Literal["json_schema", "json_object", "none"] = "json_schema"
+
+
+class OpenAITeacher(_TeacherCommon):
+    """Any OpenAI-compatible endpoint: OpenAI, a gateway, vLLM, Ollama, llama.cpp."""
+
+    provider: Literal["openai"]
+    base_url: str = Field(..., min_length=1)
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the key; the key itself never goes in a spec.",
+    )
+
+
+class SimulatorTeacher(_TeacherCommon):
+    """The local teacher simulator, started automatically on loopback for the run."""
+
+    provider: Literal["simulator"]
+    model: str = "sim-teacher"
+    pool: Path = Field(..., description="JSONL file of human-written {text, label} items backing the simulator.")
+    knobs: SimulatorKnobs = Field(default_factory=SimulatorKnobs)
+
+
+TeacherSpec = Annotated[OpenAITeacher | SimulatorTeacher, Field(discriminator="provider")]
+
+
+class Budget(_Strict):
+    """Hard limits; the gateway refuses a call that could cross a money or token limit."""
+
+    max_usd: float | None = Field(None, gt=0)
+    max_teacher_tokens: int | None = Field(None, gt=0)
+    max_rounds: int | None = Field(None, ge=0, description="Hard ceiling on generation rounds.")
+    max_minutes: float | None = Field(None, gt=0)
+
+
+class LabelSpec(_Strict):
+    name: str = Field(..., min_length=1)
+    description: str = ""
+
+
+class ClassificationTask(_Strict):
+    kind: Literal["classification"] = "classification"
+    description: str = Field(..., min_length=1, description="What the texts are and what the labels mean.")
+    labels: list[LabelSpec] = Field(..., min_length=2)
+    seed_examples: Path | None = Field(None, description="Optional JSONL of labeled {text, label} examples.")
+    validation: Path | None = Field(None, description="JSONL; built from teacher-labeled data when absent.")
+    test: Path | None = Field(None, description="JSONL; reported only, never used for a decision.")
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> ClassificationTask:
+        names = [label.name for label in self.labels]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate label names {duplicates}; give every label a unique name")
+        return self
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+
+class StudentSpec(_Strict):
+    base_model: str | None = Field(None, description="HF folder; default: the packaged all-MiniLM-L6-v2.")
+    max_length: int = Field(64, ge=8, le=512)
+    epochs: int = Field(8, ge=1, le=200)
+    lr: float = Field(5e-5, gt=0, lt=1)
+    batch_size: int = Field(16, ge=1, le=1024)
+    warm_start: bool = False
+    seed: int = 0
+
+
+class LoopSpec(_Strict):
+    method: Literal["pgkd", "pgkd_nosmooth", "uniform"] = Field(
+        "pgkd", description="pgkd: feedback prompts + DDK-smoothed quotas; pgkd_nosmooth: error-proportional "
+        "quotas; uniform: no feedback, even quotas (a baseline).")
+    max_rounds: int = Field(4, ge=0, le=100)
+    seed_per_label: int = Field(8, ge=0, description="Teacher-written examples per label in round 0.")
+    examples_per_round: int = Field(200, ge=1)
+    patience: int = Field(2, ge=1)
+    target_macro_f1: float | None = Field(None, gt=0, le=1)
+    smoothing_alpha: float = Field(0.5, ge=0, le=1, description="DDK mix: α·error-weights + (1−α)·uniform.")
+    feedback_fraction: float = Field(0.5, gt=0, lt=1, description="Share of validation the teacher may see.")
+    examples_shown: int = Field(3, ge=0, le=20, description="Correct/misclassified/hard examples per prompt.")
+    batch_per_call: int = Field(10, ge=1, le=50, description="Examples requested per teacher call.")
+    validation_per_label: int = Field(10, ge=2, description="When no validation file: teacher-labeled items.")
+
+
+class FilterSpec(_Strict):
+    near_duplicate_threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity above = duplicate.")
+    leakage_threshold: float = Field(0.95, gt=0, le=1, description="Cosine to a val/test text above = leak.")
+    min_chars: int = Field(3, ge=1)
+    max_chars: int = Field(600, ge=10)
+
+
+class RunSpec(_Strict):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    task: ClassificationTask
+    teacher: TeacherSpec
+    student: StudentSpec = Field(default_factory=StudentSpec)
+    loop: LoopSpec = Field(default_factory=LoopSpec)
+    filters: FilterSpec = Field(default_factory=FilterSpec)
+    budget: Budget = Field(default_factory=Budget)
+
+    @property
+    def effective_max_rounds(self) -> int:
+        cap = self.budget.max_rounds
+        return self.loop.max_rounds if cap is None else min(cap, self.loop.max_rounds)
+
+
+_FIX_BY_TYPE = {
+    "extra_forbidden": "remove it, or check its spelling against the documented keys",
+    "missing": "add it",
+    "union_tag_invalid": "set teacher.provider to 'openai' or 'simulator'",
+    "union_tag_not_found": "add teacher.provider: 'openai' or 'simulator'",
+    "literal_error": "use one of the values listed",
+}
+
+
+def _format_error(error: Any) -> str:
+    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    if loc[:1] == ["teacher"] and loc[1:2] in (["openai"], ["simulator"]):
+        del loc[1]  # the discriminator tag pydantic inserts is not a key the user wrote
+    path = ".".join(loc)
+    fix = _FIX_BY_TYPE.get(error["type"], "fix the value")
+    return f"{path or '(top level)'}: {error['msg']} — {fix}"
+
+
+def _resolve_paths(spec: RunSpec, base: Path) -> list[str]:
+    """Make relative paths absolute (relative to the spec file) and report files that do not exist."""
+    problems: list[str] = []
+    fields: list[tuple[str, BaseModel, str]] = [
+        ("task.seed_examples", spec.task, "seed_examples"),
+        ("task.validation", spec.task, "validation"),
+        ("task.test", spec.task, "test"),
+    ]
+    if isinstance(spec.teacher, SimulatorTeacher):
+        fields.append(("teacher.pool", spec.teacher, "pool"))
+    for dotted, owner, attr in fields:
+        value = getattr(owner, attr)
+        if value is None:
+            continue
+        resolved = value if value.is_absolute() else (base / value).resolve()
+        object.__setattr__(owner, attr, resolved)
+        if not resolved.is_file():
+            problems.append(f"{dotted}: file {value} not found (looked in {base}) — give a path relative to the spec")
+    return problems
+
+
+def parse_spec(data: Any, base_dir: Path) -> RunSpec:
+    """Validate a spec given as plain data; raise ``SpecError`` listing every problem."""
+    if not isinstance(data, dict):
+        raise SpecError(["(top level): the spec must be a YAML mapping — start with 'name:', 'task:', 'teacher:'"])
+    try:
+        spec = RunSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError([_format_error(e) for e in exc.errors()]) from None
+    problems = _resolve_paths(spec, base_dir)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def load_spec(path: Path) -> RunSpec:
+    """Read and validate a YAML spec file."""
+    if not path.is_file():
+        raise SpecError([f"spec: file {path} not found — pass the path of a YAML task spec"])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError([f"spec: {path} is not valid YAML ({exc}) — fix the syntax"]) from None
+    return parse_spec(data, path.resolve().parent)
+
+
+def check_credentials(spec: RunSpec) -> None:
+    """Fail early, naming the variable, when an OpenAI-compatible teacher's key is not set."""
+    teacher = spec.teacher
+    if isinstance(teacher, OpenAITeacher) and not os.environ.get(teacher.api_key_env):
+        raise SpecError([
+            f"teacher.api_key_env: environment variable {teacher.api_key_env} is not set — "
+            f"export {teacher.api_key_env}=<your key> (the key never goes in the spec)"
+        ])

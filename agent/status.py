@@ -1,0 +1,64 @@
+"""`distill status`: what a run did, per round, from the run store alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agent.store import RunStore
+
+
+def run_status(run_dir: Path) -> dict[str, Any]:
+    store = RunStore(run_dir / "run.sqlite")
+    try:
+        info = store.run_info()
+        rounds = []
+        for row in store.rounds():
+            idx = row["idx"]
+            scores = {split: store.metric(idx, split, "macro_f1") for split in ("feedback", "heldback", "test")}
+            gap = (None if scores["heldback"] is None or scores["test"] is None
+                   else round(scores["heldback"] - scores["test"], 4))
+            generated = store.query(
+                "SELECT COUNT(*) n, COALESCE(SUM(kept),0) k FROM examples WHERE split='train' AND round=?", (idx,))[0]
+            rounds.append({
+                "round": idx, "status": row["status"], "decision": row["decision"],
+                "reasons": json.loads(row["reasons_json"] or "[]"),
+                "macro_f1": scores, "heldback_minus_test": gap,
+                "examples_new": generated["n"], "examples_kept": generated["k"],
+                "dropped": store.drop_counts(idx),
+            })
+        return {
+            "run_id": info["id"] if info else run_dir.name, "name": info["name"] if info else None,
+            "status": info["status"] if info else None, "stop_reason": info["stop_reason"] if info else None,
+            "rounds": rounds, "teacher": store.call_summary(),
+        }
+    finally:
+        store.close()
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def render_status(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"run {data['run_id']} ({data['status']})")
+    for column in ("round", "new", "kept", "feedback F1", "held-back F1", "test F1", "val−test", "decision"):
+        table.add_column(column)
+    for r in data["rounds"]:
+        table.add_row(str(r["round"]), str(r["examples_new"]), str(r["examples_kept"]),
+                      _fmt(r["macro_f1"]["feedback"]), _fmt(r["macro_f1"]["heldback"]), _fmt(r["macro_f1"]["test"]),
+                      _fmt(r["heldback_minus_test"]), r["decision"] or r["status"])
+    console.print(table)
+    t = data["teacher"]
+    console.print(f"teacher: {t['calls']} calls ({t['cache_hits']} cached, {t['retries']} retries, {t['failed']} "
+                  f"failed), {t['tokens_in']}+{t['tokens_out']} tokens, ${t['cost_usd']:.4f}")
+    for r in data["rounds"]:
+        for reason in r["reasons"]:
+            console.print(f"  round {r['round']}: {reason}")
+    if data["stop_reason"]:
+        console.print(f"stop reason: {data['stop_reason']}")

@@ -1,0 +1,332 @@
+"""The teacher gateway: the one narrow seam between distill and the teacher LLM (DESIGN §4).
+
+``Teacher.complete(request, schema_model)`` sends a chat completion through the real async ``openai``
+SDK to any OpenAI-compatible endpoint. Around that single call:
+
+- tenacity is the *only* retry layer (the SDK runs with ``max_retries=0``): 408/409/429/5xx, timeouts
+  and connection errors are retried with jittered exponential backoff, honouring ``Retry-After``
+  (capped); any other 4xx fails at once; attempts are bounded;
+- a semaphore bounds concurrency;
+- the reply is validated with pydantic against the prompt's schema, with one re-ask when invalid;
+- a content-addressed cache makes identical requests free, and a ledger refuses any call that could
+  cross the budget before it is sent;
+- every call, cached or not, failed or not, is journaled. The API key appears nowhere but in the
+  SDK's Authorization header; error texts are scrubbed of it before they are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import openai
+from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from generators.cache import CachedResponse, ResponseCache, request_key
+from generators.journal import CallJournal, CallRecord
+from generators.ledger import BudgetExceeded, Ledger, prompt_token_bound
+
+ParsedT = TypeVar("ParsedT", bound=BaseModel)
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+class TeacherError(RuntimeError):
+    """A teacher call failed for good (non-retryable error, attempts exhausted, or invalid twice)."""
+
+
+class InvalidOutput(TeacherError):
+    """The teacher's reply did not match the schema, even after one re-ask."""
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """How to reach the teacher. ``api_key`` is held in memory only; never journaled or cached."""
+
+    base_url: str
+    model: str
+    api_key: str = field(repr=False)
+    max_concurrency: int = 8
+    timeout_s: float = 60.0
+    max_attempts: int = 6
+    max_retry_wait_s: float = 30.0
+    backoff_initial_s: float = 0.5
+    temperature: float = 0.9
+    max_output_tokens: int = 2048
+    structured_output: str = "json_schema"  # json_schema | json_object | none
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be ≥ 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be ≥ 1 (the first attempt counts)")
+        if self.structured_output not in ("json_schema", "json_object", "none"):
+            raise ValueError("structured_output must be one of json_schema, json_object, none")
+
+
+@dataclass(frozen=True)
+class TeacherRequest:
+    """One prompt, rendered. ``sample_index`` keeps N samples of one prompt distinct in the cache."""
+
+    prompt_id: str
+    prompt_version: int
+    messages: list[dict[str, str]]
+    schema: dict[str, Any]
+    sample_index: int = 0
+    temperature: float | None = None
+    max_tokens: int | None = None
+    round: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion(Generic[ParsedT]):
+    parsed: ParsedT
+    content: str
+    call_id: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    attempts: int
+    cache_hit: bool
+
+
+@dataclass
+class _Attempt:
+    """The raw outcome of one request (after retries)."""
+
+    content: str
+    finish_reason: str
+    tokens_in: int
+    tokens_out: int
+    attempts: int
+
+
+def _status_of(exc: BaseException) -> int | None:
+    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Timeouts, connection errors, 408/409/429 and 5xx are transient; other 4xx are not."""
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    status = _status_of(exc)
+    return status is not None and (status in RETRYABLE_STATUS or status >= 500)
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The provider's ``Retry-After`` (seconds form, or ``retry-after-ms``), if any."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            continue  # an HTTP-date: fall back to backoff rather than parse calendars
+    return None
+
+
+class Teacher:
+    """Async gateway to an OpenAI-compatible teacher with retries, cache, budget and journal."""
+
+    def __init__(self, config: TeacherConfig, *, cache: ResponseCache, ledger: Ledger,
+                 journal: CallJournal) -> None:
+        self.config = config
+        self.cache = cache
+        self.ledger = ledger
+        self.journal = journal
+        self.http_requests = 0
+        self._client: openai.AsyncOpenAI | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._rng = random.Random()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _ensure_client(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+        # Created lazily inside the running loop: asyncio primitives bind to the loop that uses them.
+        if self._client is None or self._semaphore is None:
+            self._client = openai.AsyncOpenAI(
+                base_url=self.config.base_url, api_key=self.config.api_key, max_retries=0,
+                timeout=self.config.timeout_s,
+            )
+            self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        return self._client, self._semaphore
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        self._client, self._semaphore = None, None
+
+    # -- public ---------------------------------------------------------------------------------
+
+    async def complete(self, request: TeacherRequest, schema_model: type[ParsedT]) -> Completion[ParsedT]:
+        """Return the validated reply to ``request``: from the cache if seen, else from the teacher."""
+        payload = self._payload(request, request.messages)
+        key = request_key(payload, request.sample_index)
+        cached = self.cache.get(key)
+        if cached is not None:
+            parsed = schema_model.model_validate_json(cached.content)
+            call_id = self._journal(request, key, _Attempt(cached.content, cached.finish_reason, 0, 0, 0),
+                                    cost=0.0, latency=0.0, cache_hit=True, status="ok")
+            return Completion(parsed, cached.content, call_id, 0, 0, 0.0, 0, True)
+        return await self._complete_uncached(request, schema_model, payload, key)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _complete_uncached(self, request: TeacherRequest, schema_model: type[ParsedT],
+                                 payload: dict[str, Any], key: str) -> Completion[ParsedT]:
+        attempt, cost, latency, error = await self._send_and_book(request, payload, key)
+        parsed, problem = self._validate(attempt, schema_model)
+        if parsed is None:
+            # One re-ask: show the model its reply and the problem, and repeat the brief.
+            self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output",
+                          error=problem)
+            messages = self._reask_messages(request, attempt.content, problem)
+            payload2 = self._payload(request, messages)
+            attempt, cost, latency, error = await self._send_and_book(request, payload2, key)
+            parsed, problem = self._validate(attempt, schema_model)
+            if parsed is None:
+                self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output",
+                              error=problem)
+                raise InvalidOutput(f"{request.prompt_id}: teacher output invalid after one re-ask: {problem}")
+        # Written before it is used: the cache and the journal are durable when the caller sees it.
+        self.cache.put(key, CachedResponse(attempt.content, attempt.finish_reason, attempt.tokens_in,
+                                           attempt.tokens_out))
+        call_id = self._journal(request, key, attempt, cost, latency, cache_hit=False, status="ok", error=error)
+        return Completion(parsed, attempt.content, call_id, attempt.tokens_in, attempt.tokens_out, cost,
+                          attempt.attempts, False)
+
+    async def _send_and_book(self, request: TeacherRequest, payload: dict[str, Any],
+                             key: str) -> tuple[_Attempt, float, float, str | None]:
+        """Reserve budget, send with retries, settle the ledger; journal and re-raise on failure."""
+        reservation = self.ledger.reserve(prompt_token_bound(payload["messages"]), payload["max_tokens"])
+        started = time.monotonic()
+        attempts_box = [0]
+        try:
+            attempt = await self._send_with_retries(payload, attempts_box)
+        except BaseException as exc:
+            self.ledger.settle(reservation, 0, 0)
+            failed = _Attempt("", "", 0, 0, attempts_box[0])
+            self._journal(request, key, failed, 0.0, time.monotonic() - started, cache_hit=False,
+                          status="error", error=self._scrub(f"{type(exc).__name__}: {exc}"))
+            if isinstance(exc, openai.OpenAIError):
+                raise TeacherError(self._scrub(f"{request.prompt_id}: teacher call failed after "
+                                               f"{attempts_box[0]} attempt(s): {exc}")) from None
+            raise
+        cost = self.ledger.settle(reservation, attempt.tokens_in, attempt.tokens_out)
+        return attempt, cost, time.monotonic() - started, None
+
+    async def _send_with_retries(self, payload: dict[str, Any], attempts_box: list[int]) -> _Attempt:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_retryable),
+            stop=stop_after_attempt(self.config.max_attempts),
+            wait=self._wait,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                attempts_box[0] = attempt.retry_state.attempt_number
+                result = await self._send_once(payload)
+                result.attempts = attempts_box[0]
+                return result
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Retry-After when the provider gives one (capped); else exponential backoff, full jitter."""
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = retry_after_seconds(exc) if exc else None
+        cap = self.config.max_retry_wait_s
+        if hinted is not None:
+            return min(hinted, cap)
+        ceiling = min(cap, self.config.backoff_initial_s * 2 ** (state.attempt_number - 1))
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    async def _send_once(self, payload: dict[str, Any]) -> _Attempt:
+        client, semaphore = self._ensure_client()
+        async with semaphore:
+            self.http_requests += 1
+            response = await client.chat.completions.create(**payload)
+        choice = response.choices[0]
+        usage = response.usage
+        return _Attempt(
+            content=choice.message.content or "",
+            finish_reason=str(choice.finish_reason or ""),
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            attempts=1,
+        )
+
+    def _payload(self, request: TeacherRequest, messages: list[dict[str, str]]) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": self.config.temperature if request.temperature is None else request.temperature,
+            "max_tokens": request.max_tokens or self.config.max_output_tokens,
+        }
+        if self.config.structured_output == "json_schema":
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.prompt_id, "schema": request.schema, "strict": False},
+            }
+        elif self.config.structured_output == "json_object":
+            payload["response_format"] = {"type": "json_object"}
+        return payload
+
+    @staticmethod
+    def _validate(attempt: _Attempt, schema_model: type[ParsedT]) -> tuple[ParsedT | None, str]:
+        if attempt.finish_reason == "length":
+            return None, "the reply was cut off (finish_reason=length)"
+        try:
+            return schema_model.model_validate_json(_strip_fences(attempt.content)), ""
+        except ValidationError as exc:
+            return None, f"not valid JSON for the schema: {exc.errors()[0]['msg']}"
+
+    @staticmethod
+    def _reask_messages(request: TeacherRequest, bad_content: str, problem: str) -> list[dict[str, str]]:
+        last_user = request.messages[-1]["content"]
+        brief_at = last_user.rfind("```brief")
+        brief = last_user[brief_at:] if brief_at >= 0 else ""
+        fix = (f"Your previous reply could not be used: {problem}. Reply again with only one JSON object "
+               f"that matches the requested schema, no prose, shorter if needed.\n\n{brief}")
+        return [*request.messages, {"role": "assistant", "content": bad_content[:2000]},
+                {"role": "user", "content": fix}]
+
+    def _journal(self, request: TeacherRequest, key: str, attempt: _Attempt, cost: float, latency: float, *,
+                 cache_hit: bool, status: str, error: str | None = None) -> int:
+        return self.journal.record_call(CallRecord(
+            prompt_id=request.prompt_id, prompt_version=request.prompt_version, request_hash=key,
+            sample_index=request.sample_index, model=self.config.model, tokens_in=attempt.tokens_in,
+            tokens_out=attempt.tokens_out, cost_usd=cost, latency_s=latency, attempts=attempt.attempts,
+            cache_hit=cache_hit, status=status, error=error, round=request.round,
+        ))
+
+    def _scrub(self, text: str) -> str:
+        """Remove the API key from any text before it is stored or shown."""
+        key = self.config.api_key
+        return text.replace(key, "***") if key and len(key) >= 4 else text
+
+
+def _strip_fences(content: str) -> str:
+    """Accept a JSON object wrapped in a ```json fence, as chat models often do."""
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text
+
+
+def budget_refusal(exc: BudgetExceeded) -> str:
+    """A one-line reason for stopping, shown to the user and stored with the round decision."""
+    return f"budget reached before the call was sent: {exc}"
+
+
+def dumps_schema(model: type[BaseModel]) -> str:
+    return json.dumps(model.model_json_schema(), sort_keys=True)
