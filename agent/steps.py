@@ -45,7 +45,6 @@ class RunContext:
     teacher: Teacher
     embed: Callable[[list[str]], np.ndarray] | None
     method: str = "pgkd"  # pgkd | pgkd_nosmooth | uniform
-    notes: list[str] = field(default_factory=list)
     budget_hit: str | None = None
 
     @property
@@ -165,7 +164,6 @@ def _teacher_validation(ctx: RunContext) -> list[dict[str, str]]:
         "examples. Scores on it measure agreement with the teacher, not with your users' data. "
         "Add a few real labeled examples per label as task.validation for an honest measurement."
     )
-    ctx.notes.append("validation set built from teacher-labeled data (no task.validation given)")
     per_label = ctx.spec.loop.validation_per_label
     rng = ctx.rng(0, "validation-gen")
     requests = [r for label in ctx.labels
@@ -394,6 +392,18 @@ def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
         "training_examples_by_origin": {r["origin"]: r["n"] for r in counts},
         "dropped_by_filter": ctx.store.drop_counts(),
         "teacher": {"provider": t.provider, "model": t.model},
-        "teacher_usage": ctx.store.call_summary(), "method": ctx.method, "notes": ctx.notes,
+        "teacher_usage": ctx.store.call_summary(), "method": ctx.method, "notes": run_notes(ctx.store),
         "test_note": "test metrics are reported only; decisions used the held-back validation split",
     }
+
+
+def run_notes(store: RunStore) -> list[str]:
+    """Caveats a reader of the model card must see, derived from the stored data (so resume keeps them)."""
+    notes = []
+    origins = {r[0] for r in store.query("SELECT DISTINCT origin FROM examples WHERE split='heldback'")}
+    if "generated" in origins:
+        notes.append("validation set built from teacher-labeled data (no task.validation given): its scores "
+                     "measure agreement with the teacher, not with real users' data")
+    if not store.examples("test"):
+        notes.append("no test set given: no unbiased estimate of quality is reported")
+    return notes

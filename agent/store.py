@@ -57,6 +57,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX evaluations_round ON evaluations(round, split);
     """,
+    # 3: strategy teaching — scenarios, answers, and the versioned, audited strategy library.
+    """
+    CREATE TABLE scenarios (
+        id TEXT PRIMARY KEY, split TEXT NOT NULL, flow TEXT NOT NULL, message TEXT NOT NULL,
+        source TEXT NOT NULL, round INTEGER NOT NULL, embedding BLOB, teacher_call_id INTEGER
+    );
+    CREATE TABLE answers (
+        id INTEGER PRIMARY KEY, scenario_id TEXT NOT NULL REFERENCES scenarios(id), round INTEGER NOT NULL,
+        role TEXT NOT NULL, condition TEXT NOT NULL, strategy_ids_json TEXT NOT NULL, reply TEXT NOT NULL,
+        score REAL, judgement_json TEXT, created_at REAL NOT NULL
+    );
+    CREATE INDEX answers_scenario ON answers(scenario_id, condition);
+    CREATE TABLE strategies (
+        id TEXT NOT NULL, version INTEGER NOT NULL, scope TEXT NOT NULL, criterion TEXT, text TEXT NOT NULL,
+        status TEXT NOT NULL, round INTEGER, teacher_call_id INTEGER, provenance_json TEXT NOT NULL,
+        evidence_json TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (id, version)
+    );
+    CREATE TABLE strategy_events (
+        seq INTEGER PRIMARY KEY, strategy_id TEXT NOT NULL, version INTEGER NOT NULL, action TEXT NOT NULL,
+        from_status TEXT, to_status TEXT NOT NULL, text TEXT NOT NULL, note TEXT, at REAL NOT NULL
+    );
+    """,
 ]
 
 

@@ -35,7 +35,8 @@ def make_teacher(base_url: str, tmp_path: Path, *, ledger: Ledger | None = None,
 def request(label: str = "card_arrival", n: int = 3, index: int = 0) -> TeacherRequest:
     import random
 
-    req = seed_requests(TASK, label, n, per_call=n, rng=random.Random(index), examples=[])[0]
+    task = TaskInfo(TASK.description, {**TASK.labels, label: TASK.labels.get(label, "")})
+    req = seed_requests(task, label, n, per_call=n, rng=random.Random(index), examples=[])[0]
     return TeacherRequest(req.prompt_id, req.prompt_version, req.messages, req.schema, sample_index=index)
 
 

@@ -1,0 +1,232 @@
+"""Does the student's feedback make the teacher's data worth more? PGKD vs uniform at equal budget.
+
+    python bench/loop_efficiency.py [--quick] --json bench/results/loop_efficiency.json
+
+For each dataset and seed, every method starts from the same real seed examples and validation set,
+trains the same student, and asks the (simulated) teacher for the same number of examples:
+
+- seed_only      round 0 only (no teacher examples beyond the seed round);
+- uniform        the budget spread evenly over labels, no feedback in the prompt;
+- pgkd_nosmooth  PGKD prompts (report, correct, misclassified, hard negatives), error-proportional quotas;
+- pgkd           PGKD prompts with DDK-smoothed quotas (the default);
+- all_real       the student trained on every real training text of those labels (the ceiling);
+- tfidf_lr, embed_lr   the two simple baselines trained on PGKD's final kept data.
+
+Early stopping is off (patience > rounds) so budgets are equal; the reported model is the round
+with the best held-back validation macro-F1, scored on the test split. Needs ../shared/data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DISTILL_QUIET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import yaml  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+BANKING_LABELS = (ROOT / "examples" / "banking77" / "labels.txt").read_text().split()
+METHODS = ("seed_only", "uniform", "pgkd_nosmooth", "pgkd")
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    return [{"text": r["text"], "label": r["label"]} for r in map(json.loads, path.read_text().splitlines())]
+
+
+def write(path: Path, rows: list[dict[str, str]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def make_task(dataset: str, seed: int, folder: Path, per_label: tuple[int, int], test_cap: int) -> dict[str, Any]:
+    """Seed/validation/pool/test files for one seed; returns the spec's task section and the real train."""
+    labels = BANKING_LABELS if dataset == "banking77" else (DATA / dataset / "labels.txt").read_text().split()
+    test = [r for r in read(DATA / dataset / "test.jsonl") if r["label"] in labels]
+    test_keys = {r["text"].lower().strip() for r in test}
+    train = [r for r in read(DATA / dataset / "train.jsonl")
+             if r["label"] in labels and r["text"].lower().strip() not in test_keys]
+    rng = random.Random(seed)
+    seeds, validation, pool = [], [], []
+    for label in labels:
+        items = [r for r in train if r["label"] == label]
+        rng.shuffle(items)
+        seeds += items[:per_label[0]]
+        validation += items[per_label[0]:sum(per_label)]
+        pool += items[sum(per_label):]
+    rng.shuffle(test)
+    test = test[:test_cap] if test_cap else test
+    for name, rows in (("seed", seeds), ("validation", validation), ("pool", pool), ("test", test)):
+        write(folder / f"{name}.jsonl", rows)
+    return {"labels": labels, "train": train, "test": test}
+
+
+def spec_for(dataset: str, labels: list[str], method: str, seed: int, rounds: int, per_round: int,
+             seed_per_label: int) -> dict[str, Any]:
+    return {
+        "name": f"bench-{dataset}-{method}-{seed}",
+        "task": {"description": f"Classify {dataset} texts.", "labels": [{"name": n} for n in labels],
+                 "seed_examples": "seed.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"},
+        "teacher": {"provider": "simulator", "pool": "pool.jsonl", "max_concurrency": 16,
+                    "knobs": {"seed": seed, "label_noise": 0.05, "dup_rate": 0.03, "copy_rate": 0.03}},
+        "student": {"seed": seed},
+        "loop": {"method": "pgkd" if method == "seed_only" else method,
+                 "max_rounds": 0 if method == "seed_only" else rounds, "seed_per_label": seed_per_label,
+                 "examples_per_round": per_round, "patience": rounds + 1, "batch_per_call": 5},
+    }
+
+
+def run_method(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    from agent.run import start
+    from agent.store import RunStore
+
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    started = time.perf_counter()
+    run_dir, result = start(path, folder / spec["name"])
+    seconds = time.perf_counter() - started
+    store = RunStore(run_dir / "run.sqlite")
+    usage = store.call_summary()
+    kept = store.examples("train", kept=True)
+    out = {
+        "macro_f1": store.metric(result.best_round, "test", "macro_f1"),
+        "accuracy": store.metric(result.best_round, "test", "accuracy"),
+        "heldback_f1": store.metric(result.best_round, "heldback", "macro_f1"),
+        "best_round": result.best_round, "examples": len(kept),
+        "teacher_tokens": usage["tokens_in"] + usage["tokens_out"], "wall_s": seconds,
+        "kept_texts": [e.text for e in kept], "kept_labels": [e.label for e in kept],
+    }
+    store.close()
+    return out
+
+
+def score(gold: list[str], predicted: list[str], labels: list[str]) -> tuple[float, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    present = sorted(set(gold))
+    return (float(f1_score(gold, predicted, labels=present, average="macro", zero_division=0)),
+            float(accuracy_score(gold, predicted)))
+
+
+def baselines(pgkd: dict[str, Any], test: list[dict[str, str]], labels: list[str]) -> dict[str, dict[str, Any]]:
+    from trainers.baselines import frozen_embedding_lr, tfidf_lr
+    from trainers.embeddings import SentenceEmbedder
+
+    gold = [r["label"] for r in test]
+    texts = [r["text"] for r in test]
+    out = {}
+    for name, fn in (("tfidf_lr", lambda: tfidf_lr(pgkd["kept_texts"], pgkd["kept_labels"], texts)),
+                     ("embed_lr", lambda: frozen_embedding_lr(pgkd["kept_texts"], pgkd["kept_labels"], texts,
+                                                              SentenceEmbedder()))):
+        started = time.perf_counter()
+        f1, acc = score(gold, fn(), labels)
+        out[name] = {"macro_f1": f1, "accuracy": acc, "examples": pgkd["examples"], "teacher_tokens": 0,
+                     "wall_s": time.perf_counter() - started}
+    return out
+
+
+def all_real(task: dict[str, Any], seed: int, cap_per_label: int) -> dict[str, Any]:
+    from trainers.encoder import EncoderClassifier, EncoderConfig
+    from trainers.evaluate import evaluate
+
+    rng = random.Random(seed)
+    train = []
+    for label in task["labels"]:
+        items = [r for r in task["train"] if r["label"] == label]
+        rng.shuffle(items)
+        train += items[:cap_per_label]
+    started = time.perf_counter()
+    student = EncoderClassifier.create(task["labels"], EncoderConfig(seed=seed))
+    student.train([r["text"] for r in train], [r["label"] for r in train])
+    texts = [r["text"] for r in task["test"]]
+    evaluation = evaluate([r["label"] for r in task["test"]], student.predict_proba(texts), task["labels"])
+    return {"macro_f1": evaluation.macro_f1, "accuracy": evaluation.accuracy, "examples": len(train),
+            "teacher_tokens": 0, "wall_s": time.perf_counter() - started}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    f1 = [r["macro_f1"] for r in runs]
+    acc = [r["accuracy"] for r in runs]
+    return {
+        "macro_f1_mean": statistics.mean(f1), "macro_f1_sd": statistics.stdev(f1) if len(f1) > 1 else 0.0,
+        "accuracy_mean": statistics.mean(acc), "accuracy_sd": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+        "examples": statistics.mean(r["examples"] for r in runs),
+        "teacher_tokens": statistics.mean(r["teacher_tokens"] for r in runs),
+        "wall_s": statistics.mean(r["wall_s"] for r in runs), "per_seed_macro_f1": f1,
+    }
+
+
+def paired(a: list[float], b: list[float]) -> dict[str, Any]:
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    return {"mean": statistics.mean(diffs), "sd": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+            "wins": sum(d > 0 for d in diffs), "n": len(diffs), "diffs": diffs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="TREC only, 1 seed, 2 rounds")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", default="trec,banking77")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"needs the shared datasets at {DATA}")
+    datasets = ["trec"] if args.quick else args.datasets.split(",")
+    seeds = range(1 if args.quick else args.seeds)
+    rounds = 2 if args.quick else args.rounds
+    results: dict[str, Any] = {}
+    for dataset in datasets:
+        per_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        n_labels = len(BANKING_LABELS) if dataset == "banking77" else 6
+        per_round = 5 * n_labels if dataset == "banking77" else 60
+        test_cap = 0
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                task = make_task(dataset, seed, folder, (5, 10), test_cap)
+                for method in METHODS:
+                    spec = spec_for(dataset, task["labels"], method, seed, rounds, per_round, seed_per_label=5)
+                    per_method[method].append(run_method(folder, spec))
+                    print(f"{dataset} seed {seed} {method}: test macro-F1 {per_method[method][-1]['macro_f1']:.3f}",
+                          flush=True)
+                for name, row in baselines(per_method["pgkd"][-1], task["test"], task["labels"]).items():
+                    per_method[name].append(row)
+                per_method["all_real"].append(all_real(task, seed, cap_per_label=300))
+                print(f"{dataset} seed {seed} all_real: {per_method['all_real'][-1]['macro_f1']:.3f}", flush=True)
+        summary = {m: summarise(rows) for m, rows in per_method.items()}
+        summary["pgkd_minus_uniform"] = paired(summary["pgkd"]["per_seed_macro_f1"],
+                                               summary["uniform"]["per_seed_macro_f1"])
+        summary["pgkd_nosmooth_minus_uniform"] = paired(summary["pgkd_nosmooth"]["per_seed_macro_f1"],
+                                                        summary["uniform"]["per_seed_macro_f1"])
+        results[dataset] = summary
+        print_table(dataset, summary)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"seeds": len(seeds), "rounds": rounds, "datasets": results}, indent=2))
+
+
+def print_table(dataset: str, summary: dict[str, Any]) -> None:
+    print(f"\n{dataset}: test macro-F1 (mean ± sd over seeds), examples, teacher tokens, wall s")
+    for method in (*METHODS, "tfidf_lr", "embed_lr", "all_real"):
+        s = summary[method]
+        print(f"  {method:<14} {s['macro_f1_mean']:.3f} ± {s['macro_f1_sd']:.3f}   acc {s['accuracy_mean']:.3f}"
+              f"   n={s['examples']:.0f}   tokens={s['teacher_tokens']:.0f}   {s['wall_s']:.0f}s")
+    for key in ("pgkd_minus_uniform", "pgkd_nosmooth_minus_uniform"):
+        p = summary[key]
+        print(f"  {key}: {p['mean']:+.3f} ± {p['sd']:.3f} (wins {p['wins']}/{p['n']})")
+
+
+if __name__ == "__main__":
+    main()

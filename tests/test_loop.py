@@ -1,0 +1,173 @@
+"""The whole PGKD loop on a tiny 3-label task: a tiny student built from a config, the real simulator
+over loopback HTTP, the real openai SDK and a real SQLite run store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.run import create_run_dir, execute, start
+from agent.spec import load_spec
+from agent.store import RunStore
+
+FIXTURES = Path(__file__).parent / "fixtures" / "tiny_task"
+LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
+SECRET = "sk-live-THIS-MUST-NEVER-BE-WRITTEN-0123456789"
+
+
+class Crash(RuntimeError):
+    """Raised from a step hook: the process 'dies' between two steps."""
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from trainers.tiny import build_tiny_encoder
+
+    texts = [json.loads(line)["text"] for line in (FIXTURES / "pool.jsonl").read_text().splitlines()]
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder", texts)
+
+
+def write_spec(tmp_path: Path, tiny_model: str, teacher: dict[str, Any], **loop: Any) -> Path:
+    for name in ("seed.jsonl", "validation.jsonl", "test.jsonl", "pool.jsonl"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    spec = {
+        "name": "tiny",
+        "task": {"description": "Messages to a bank.", "labels": [{"name": n, "description": n} for n in LABELS],
+                 "seed_examples": "seed.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"},
+        "teacher": teacher,
+        "student": {"base_model": tiny_model, "epochs": 3, "batch_size": 8, "lr": 1e-3, "seed": 0},
+        "loop": {"max_rounds": 2, "seed_per_label": 4, "examples_per_round": 12, "patience": 5,
+                 "batch_per_call": 4, **loop},
+        "budget": {"max_usd": 5.0},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def openai_teacher(server: Any) -> dict[str, Any]:
+    return {"provider": "openai", "base_url": server.base_url, "model": "sim-teacher",
+            "api_key_env": "DISTILL_TEST_KEY", "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}
+
+
+def test_full_loop_end_to_end(tmp_path: Path, tiny_model: str, make_simulator: Any,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTILL_TEST_KEY", SECRET)
+    monkeypatch.setenv("DISTILL_QUIET", "1")
+    server = make_simulator(api_key=SECRET)
+    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(server))
+    run_dir, result = start(spec_path, tmp_path / "run")
+
+    store = RunStore(run_dir / "run.sqlite")
+    rounds = store.rounds()
+    assert [r["idx"] for r in rounds] == [0, 1, 2]
+    assert rounds[-1]["decision"] == "stop" and "round cap" in " ".join(json.loads(rounds[-1]["reasons_json"]))
+    assert json.loads(rounds[0]["quotas_json"]) and sum(json.loads(rounds[0]["quotas_json"]).values()) == 12
+    for idx in (0, 1, 2):
+        for split in ("feedback", "heldback", "test"):
+            assert store.metric(idx, split, "macro_f1") is not None
+    # PGKD rounds produced generated, filtered examples, each with a recorded verdict.
+    generated = store.query("SELECT COUNT(*) FROM examples WHERE round=1 AND origin='generated'")[0][0]
+    verdicts = store.query("SELECT COUNT(*) FROM filter_decisions f JOIN examples e ON e.id=f.example_id "
+                           "WHERE e.round=1")[0][0]
+    assert generated > 0 and verdicts == generated
+    prompts = {r["prompt_id"] for r in store.query("SELECT prompt_id FROM teacher_calls")}
+    assert prompts == {"seed_generate", "pgkd_generate"}
+    assert store.spent()[0] > 0
+    store.close()
+
+    # The exported model carries a card, and predicts one of the labels.
+    card = json.loads((result.model_dir / "distill_student.json").read_text())["card"]
+    assert card["best_round"] == result.best_round and card["training_examples_by_origin"]["real"] == 6
+    proc = subprocess.run([sys.executable, "-m", "agent", "predict", str(result.model_dir), "--json",
+                           "my card never arrived"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    line = json.loads(proc.stdout.splitlines()[0])
+    assert line["label"] in LABELS and 0 < line["confidence"] <= 1
+
+    # The API key's value is in no file of the run directory.
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+    status = subprocess.run([sys.executable, "-m", "agent", "status", str(run_dir), "--json"],
+                            capture_output=True, text=True, timeout=120)
+    data = json.loads(status.stdout)
+    assert [r["round"] for r in data["rounds"]] == [0, 1, 2] and data["teacher"]["calls"] > 0
+
+
+@pytest.mark.parametrize("crash_at", [(1, "generate"), (1, "train"), (2, "evaluate")])
+def test_resume_after_a_crash_repeats_no_paid_call(tmp_path: Path, tiny_model: str, make_simulator: Any,
+                                                    monkeypatch: pytest.MonkeyPatch, crash_at: tuple[int, str]) -> None:
+    monkeypatch.setenv("DISTILL_TEST_KEY", "k")
+    monkeypatch.setenv("DISTILL_QUIET", "1")
+    server = make_simulator()
+    run_dir = create_run_dir(load_spec(write_spec(tmp_path, tiny_model, openai_teacher(server))), tmp_path / "run")
+
+    def crash(round: int, step: str) -> None:
+        if (round, step) == crash_at:
+            raise Crash(f"killed after {step} of round {round}")
+
+    with pytest.raises(Crash):
+        execute(run_dir, on_step=crash)
+    sent_before = server.stats()["requests"]
+    result = execute(run_dir)
+    store = RunStore(run_dir / "run.sqlite")
+    paid = store.query("SELECT request_hash FROM teacher_calls WHERE cache_hit=0")
+    assert len(paid) == len({r[0] for r in paid}), "a paid request was sent twice"
+    assert server.stats()["requests"] == len(paid)  # one HTTP request per paid call, none repeated
+    assert server.stats()["requests"] >= sent_before
+    assert [r["idx"] for r in store.rounds()] == [0, 1, 2]
+    # Nothing was stored twice: each round's generated examples come from distinct teacher calls.
+    dupes = store.query("SELECT teacher_call_id, text, COUNT(*) c FROM examples WHERE split='train' "
+                        "GROUP BY teacher_call_id, text, round HAVING c > 1")
+    assert not dupes
+    assert result.model_dir.is_dir()
+    store.close()
+
+
+def test_leakage_filter_catches_copied_validation_examples(tmp_path: Path, tiny_model: str, make_simulator: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTILL_TEST_KEY", "k")
+    monkeypatch.setenv("DISTILL_QUIET", "1")
+    server = make_simulator(copy_rate=1.0)  # every example echoes a text shown in the prompt
+    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(server), max_rounds=1)
+    run_dir, _ = start(spec_path, tmp_path / "run")
+    store = RunStore(run_dir / "run.sqlite")
+    validation = {r["text"] for r in store.query("SELECT text FROM examples WHERE split IN ('feedback','heldback')")}
+    round1 = store.query("SELECT e.text, e.kept, f.filter FROM examples e JOIN filter_decisions f "
+                         "ON f.example_id=e.id WHERE e.round=1 AND e.split='train'")
+    copies = [r for r in round1 if r["text"] in validation]
+    assert copies, "the simulator was asked to copy shown examples"
+    assert all(r["filter"] == "leakage" and r["kept"] == 0 for r in copies)
+    kept_train = {r["text"] for r in store.query("SELECT text FROM examples WHERE split='train' AND kept=1")}
+    assert not kept_train & validation
+    store.close()
+
+
+def test_no_validation_set_is_built_from_the_teacher_and_said_loudly(
+        tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DISTILL_TEST_KEY", "k")
+    server = make_simulator()
+    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(server), max_rounds=0, validation_per_label=4)
+    spec = yaml.safe_load(spec_path.read_text())
+    del spec["task"]["validation"]
+    spec_path.write_text(yaml.safe_dump(spec))
+    run_dir, result = start(spec_path, tmp_path / "run")
+    assert "NO VALIDATION SET GIVEN" in capfd.readouterr().err
+    card = json.loads((result.model_dir / "distill_student.json").read_text())["card"]
+    assert any("teacher-labeled" in note for note in card["notes"])
+    store = RunStore(run_dir / "run.sqlite")
+    origins = {r[0] for r in store.query("SELECT origin FROM examples WHERE split IN ('feedback','heldback')")}
+    assert origins == {"generated"}
+    store.close()
+    assert os.environ.get("DISTILL_TEST_KEY") == "k"

@@ -1,0 +1,84 @@
+"""The strategy library: audit state machine, versions and diffs, retrieval of the nearest scope."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.store import RunStore
+from agent.strategies import AuditError, Retriever, StrategyLibrary, scenario_blob
+
+
+def bag_of_words(texts: list[str]) -> np.ndarray:
+    out = np.zeros((len(texts), 256), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in text.lower().split():
+            out[i, zlib.crc32(word.encode()) % 256] += 1
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.fixture()
+def library(tmp_path: Path) -> StrategyLibrary:
+    return StrategyLibrary(RunStore(tmp_path / "run.sqlite"))
+
+
+def test_state_machine(library: StrategyLibrary) -> None:
+    s = library.propose("refund", "Ask for the order ID before promising a refund.")
+    assert s.status == "proposed"
+    assert library.transition(s.id, "approve").status == "approved"
+    assert library.transition(s.id, "retire", note="policy changed").status == "retired"
+    for action in ("approve", "reject", "retire"):
+        with pytest.raises(AuditError, match="it is retired"):
+            library.transition(s.id, action)
+    with pytest.raises(AuditError, match="cannot edit"):
+        library.edit(s.id, "new text")
+    r = library.propose("refund", "Offer store credit.")
+    with pytest.raises(AuditError, match="retire applies to approved"):
+        library.transition(r.id, "retire")
+    library.transition(r.id, "reject")
+    assert library.transition(r.id, "approve").status == "approved"  # a reviewer may reverse a rejection
+    with pytest.raises(AuditError, match="no strategy"):
+        library.transition("s-missing", "approve")
+    assert [e["action"] for e in library.events(s.id)] == ["propose", "approve", "retire"]
+
+
+def test_edit_creates_a_version_and_diff_shows_it(library: StrategyLibrary) -> None:
+    s = library.propose("account", "Verify the customer's identity.")
+    v1 = library.version
+    library.transition(s.id, "approve")
+    edited = library.edit(s.id, "Verify identity: full name and account ID.", note="more precise")
+    assert edited.version == 2 and edited.status == "approved"
+    assert [h.text for h in library.history(s.id)] == ["Verify the customer's identity.",
+                                                        "Verify identity: full name and account ID."]
+    other = library.propose("shipping", "Give the tracking link.")
+    changes = library.diff(v1, library.version)
+    assert {c["id"]: c["change"] for c in changes} == {s.id: "changed", other.id: "added"}
+    changed = next(c for c in changes if c["id"] == s.id)
+    assert changed["from"]["status"] == "proposed" and changed["to"]["text"].startswith("Verify identity:")
+    assert library.diff(0, v1) == [{"id": s.id, "change": "added", "to": {
+        "version": 1, "status": "proposed", "text": "Verify the customer's identity."}}]
+    with pytest.raises(AuditError, match="does not exist"):
+        library.snapshot(library.version + 1)
+
+
+def test_retrieval_returns_the_nearest_scope_and_respects_status(library: StrategyLibrary) -> None:
+    store = library.store
+    scenarios = {"sc-refund": "i want my money back for the broken blender order",
+                 "sc-password": "i forgot my password and cannot log in to my account"}
+    vectors = bag_of_words(list(scenarios.values()))
+    with store.transaction() as db:
+        for (sid, text), vec in zip(scenarios.items(), vectors, strict=True):
+            db.execute("INSERT INTO scenarios(id, split, flow, message, source, round, embedding) "
+                       "VALUES (?,?,?,?,?,?,?)", (sid, "train", sid[3:], text, "test", 1, scenario_blob(vec)))
+    refund = library.propose("refund", "Ask for the order ID.", provenance={"scenarios": ["sc-refund"]})
+    login = library.propose("password", "Offer a reset link.", provenance={"scenarios": ["sc-password"]})
+    retriever = Retriever(store, library, bag_of_words)
+    hits = retriever.retrieve("please refund my money for this order", ["proposed", "approved"], top_k=1)
+    assert [h[0].id for h in hits] == [refund.id]
+    assert retriever.retrieve("please refund my money for this order", ["approved"], top_k=3) == []
+    library.transition(login.id, "approve")
+    hits = retriever.retrieve("please refund my money for this order", ["approved"], top_k=3)
+    assert [h[0].id for h in hits] == [login.id]  # only approved ones, even if a worse match
