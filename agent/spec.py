@@ -78,6 +78,7 @@ class SimulatorTeacher(_TeacherCommon):
     model: str = "sim-teacher"
     pool: Path = Field(..., description="JSONL file of human-written {text, label} items backing the simulator.")
     knobs: SimulatorKnobs = Field(default_factory=SimulatorKnobs)
+    policy: Path | None = Field(None, description="Policy file (YAML) for strategy-teaching actions.")
 
 
 TeacherSpec = Annotated[OpenAITeacher | SimulatorTeacher, Field(discriminator="provider")]
@@ -166,6 +167,56 @@ class RunSpec(_Strict):
         return self.loop.max_rounds if cap is None else min(cap, self.loop.max_rounds)
 
 
+class ScenarioSpec(_Strict):
+    """Where learning and held-out scenarios come from."""
+
+    source: Literal["teacher", "file"] = Field(
+        "teacher", description="teacher: the teacher writes scenarios; file: real customer messages.")
+    file: Path | None = Field(None, description="JSONL {text, label=intent} of real customer messages.")
+    learn: int = Field(24, ge=1, description="Learning scenarios per round.")
+    heldout: int = Field(24, ge=1, description="Held-out scenarios for evaluation (never learned on).")
+
+    @model_validator(mode="after")
+    def _file_needed(self) -> ScenarioSpec:
+        if self.source == "file" and self.file is None:
+            raise ValueError("scenarios.source is 'file' but scenarios.file is not set; give a JSONL path")
+        return self
+
+
+class DialogueTask(_Strict):
+    kind: Literal["dialogue"]
+    description: str = Field(..., min_length=1)
+    policy: Path = Field(..., description="Policy/rubric YAML: flows with checkable criteria.")
+    scenarios: ScenarioSpec = Field(default_factory=ScenarioSpec)
+
+
+class StudentLLMSpec(_Strict):
+    """The black-box student: `local:smollm2`, `local:/path/to/hf-folder`, or an OpenAI-compatible URL."""
+
+    endpoint: str = Field("local:smollm2", min_length=1)
+    model: str = Field("local-student", min_length=1)
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(96, ge=8, le=2048)
+
+
+class StrategyLoopSpec(_Strict):
+    max_rounds: int = Field(2, ge=1, le=50)
+    top_k: int = Field(3, ge=0, le=20, description="Strategies retrieved into the student's prompt.")
+    use_proposed_during_learning: bool = True
+    parity_margin: float = Field(0.05, ge=0, le=1, description="Stop when student ≥ teacher − margin.")
+    auto_approve: bool = Field(False, description="Approve strategies that showed an effect (no human review).")
+
+
+class DialogueRunSpec(_Strict):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    task: DialogueTask
+    teacher: TeacherSpec
+    student: StudentLLMSpec = Field(default_factory=StudentLLMSpec)
+    loop: StrategyLoopSpec = Field(default_factory=StrategyLoopSpec)
+    budget: Budget = Field(default_factory=Budget)
+
+
 _FIX_BY_TYPE = {
     "extra_forbidden": "remove it, or check its spelling against the documented keys",
     "missing": "add it",
@@ -184,16 +235,22 @@ def _format_error(error: Any) -> str:
     return f"{path or '(top level)'}: {error['msg']} — {fix}"
 
 
-def _resolve_paths(spec: RunSpec, base: Path) -> list[str]:
+def _path_fields(spec: RunSpec | DialogueRunSpec) -> list[tuple[str, BaseModel, str]]:
+    if isinstance(spec, DialogueRunSpec):
+        fields: list[tuple[str, BaseModel, str]] = [("task.policy", spec.task, "policy"),
+                                                    ("task.scenarios.file", spec.task.scenarios, "file")]
+    else:
+        fields = [("task.seed_examples", spec.task, "seed_examples"), ("task.validation", spec.task, "validation"),
+                  ("task.test", spec.task, "test")]
+    if isinstance(spec.teacher, SimulatorTeacher):
+        fields += [("teacher.pool", spec.teacher, "pool"), ("teacher.policy", spec.teacher, "policy")]
+    return fields
+
+
+def _resolve_paths(spec: RunSpec | DialogueRunSpec, base: Path) -> list[str]:
     """Make relative paths absolute (relative to the spec file) and report files that do not exist."""
     problems: list[str] = []
-    fields: list[tuple[str, BaseModel, str]] = [
-        ("task.seed_examples", spec.task, "seed_examples"),
-        ("task.validation", spec.task, "validation"),
-        ("task.test", spec.task, "test"),
-    ]
-    if isinstance(spec.teacher, SimulatorTeacher):
-        fields.append(("teacher.pool", spec.teacher, "pool"))
+    fields = _path_fields(spec)
     for dotted, owner, attr in fields:
         value = getattr(owner, attr)
         if value is None:
@@ -205,8 +262,25 @@ def _resolve_paths(spec: RunSpec, base: Path) -> list[str]:
     return problems
 
 
+def parse_any_spec(data: Any, base_dir: Path) -> RunSpec | DialogueRunSpec:
+    """Validate a spec of either kind (``task.kind``: classification or dialogue)."""
+    if not isinstance(data, dict):
+        raise SpecError(["(top level): the spec must be a YAML mapping — start with 'name:', 'task:', 'teacher:'"])
+    task = data.get("task")
+    if isinstance(task, dict) and task.get("kind") == "dialogue":
+        try:
+            dialogue = DialogueRunSpec.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError([_format_error(e) for e in exc.errors()]) from None
+        problems = _resolve_paths(dialogue, base_dir)
+        if problems:
+            raise SpecError(problems)
+        return dialogue
+    return parse_spec(data, base_dir)
+
+
 def parse_spec(data: Any, base_dir: Path) -> RunSpec:
-    """Validate a spec given as plain data; raise ``SpecError`` listing every problem."""
+    """Validate a classification spec given as plain data; raise ``SpecError`` listing every problem."""
     if not isinstance(data, dict):
         raise SpecError(["(top level): the spec must be a YAML mapping — start with 'name:', 'task:', 'teacher:'"])
     try:
@@ -219,18 +293,25 @@ def parse_spec(data: Any, base_dir: Path) -> RunSpec:
     return spec
 
 
-def load_spec(path: Path) -> RunSpec:
-    """Read and validate a YAML spec file."""
+def read_spec_data(path: Path) -> Any:
     if not path.is_file():
         raise SpecError([f"spec: file {path} not found — pass the path of a YAML task spec"])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise SpecError([f"spec: {path} is not valid YAML ({exc}) — fix the syntax"]) from None
-    return parse_spec(data, path.resolve().parent)
 
 
-def check_credentials(spec: RunSpec) -> None:
+def load_any_spec(path: Path) -> RunSpec | DialogueRunSpec:
+    return parse_any_spec(read_spec_data(path), path.resolve().parent)
+
+
+def load_spec(path: Path) -> RunSpec:
+    """Read and validate a YAML classification spec file."""
+    return parse_spec(read_spec_data(path), path.resolve().parent)
+
+
+def check_credentials(spec: RunSpec | DialogueRunSpec) -> None:
     """Fail early, naming the variable, when an OpenAI-compatible teacher's key is not set."""
     teacher = spec.teacher
     if isinstance(teacher, OpenAITeacher) and not os.environ.get(teacher.api_key_env):

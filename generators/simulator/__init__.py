@@ -1,0 +1,36 @@
+"""The teacher simulator (DESIGN §5): an OpenAI-compatible server on loopback backed by a labeled pool.
+
+``SimulatorServer`` runs it in a background thread (tests, the agent, the demo); ``serve_forever`` runs
+it in the foreground (``distill simulate``). Knobs live in ``SimulatorConfig``; brief actions are
+registered in ``generators.simulator.actions`` (``register_action``).
+
+The server side (uvicorn, starlette, scikit-learn) is imported on first use, so that importing the
+config, e.g. for ``distill --help``, stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from generators.simulator.config import SimulatorConfig
+
+if TYPE_CHECKING:
+    from generators.simulator.actions import ActionContext, ActionError, register_action
+    from generators.simulator.server import SimulatorServer, serve_forever
+
+_LAZY = {
+    "ActionContext": "generators.simulator.actions",
+    "ActionError": "generators.simulator.actions",
+    "register_action": "generators.simulator.actions",
+    "SimulatorServer": "generators.simulator.server",
+    "serve_forever": "generators.simulator.server",
+}
+
+__all__ = ["ActionContext", "ActionError", "SimulatorConfig", "SimulatorServer", "register_action", "serve_forever"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,212 @@
+"""Brief actions: a registry (action name → handler) and the ``generate`` and ``label`` handlers.
+
+A handler takes the parsed brief and an ``ActionContext`` and returns the JSON object the prompt
+template's output schema describes. More actions (scenario, respond, judge, strategize) live in their
+own modules and join with ``@register_action("name")``; the server core looks actions up here only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from generators.simulator.config import SimulatorConfig
+from generators.simulator.pool import PoolIndex, normalise
+from generators.simulator.sampling import DrawSpec, PoolUsage, draw
+
+Brief = dict[str, Any]
+Handler = Callable[[Brief, "ActionContext"], dict[str, Any]]
+
+MAX_N = 1000  # a sanity bound on one brief's n; a real provider would run out of output tokens first
+REFUSALS = (
+    "I'm sorry, but I can't help with generating that content.",
+    "I'm sorry, I cannot create examples for this request.",
+    "As an AI language model, I can't produce that kind of text.",
+)
+
+
+class ActionError(Exception):
+    """The brief cannot be served; the server answers with an OpenAI-style error of ``status``."""
+
+    def __init__(self, message: str, code: str = "invalid_brief", status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
+@dataclass
+class ActionContext:
+    """What handlers may use: the knobs, the pool index, mutable usage, a seeded RNG, injection counters."""
+
+    config: SimulatorConfig
+    index: PoolIndex
+    usage: PoolUsage
+    rng: np.random.Generator
+    # "served" pool items, and injected "noise"/"dup"/"copy"/"refusal" examples (reset with the stats).
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+ACTIONS: dict[str, Handler] = {}
+
+
+def register_action(name: str) -> Callable[[Handler], Handler]:
+    """Decorator: make ``handler`` answer briefs whose ``action`` is ``name``."""
+
+    def decorate(handler: Handler) -> Handler:
+        if name in ACTIONS:
+            raise ValueError(f"simulator action {name!r} is already registered")
+        ACTIONS[name] = handler
+        return handler
+
+    return decorate
+
+
+# ---------------------------------------------------------------------------------------------- generate
+
+
+@register_action("generate")
+def generate(brief: Brief, ctx: ActionContext) -> dict[str, Any]:
+    """Up to ``n`` unused pool items of ``label`` (near ``like``, with diversity), plus injected faults."""
+    label = _known_label(brief.get("label"), ctx.index, "label")
+    n = _count(brief.get("n"))
+    like, avoid = _texts(brief, "like"), _texts(brief, "avoid")
+    spec = DrawSpec(like=ctx.index.vectorize(like) if like else None, length=_length(brief),
+                    exclude=frozenset(normalise(t) for t in like + avoid), width=ctx.config.diversity_width)
+    with ctx.usage.lock:  # held for in-memory work only; the server never awaits while holding it
+        plan = [_slot_kind(ctx, label, bool(like)) for _ in range(n)]
+        own = draw(ctx.index, ctx.usage, label, plan.count("pool"), spec, ctx.rng)
+        ctx.usage.mark_used(own)  # before the noise draw, in case the confusable class is the label itself
+        noisy = draw(ctx.index, ctx.usage, ctx.index.confusable[label], plan.count("noise"), spec, ctx.rng)
+        texts = _fill(plan, own, noisy, like, label, ctx)
+        ctx.usage.record_served(label, own + noisy)
+        ctx.counters["served"] += len(own) + len(noisy)
+    return {"examples": [{"text": text, "label": label} for text in texts]}
+
+
+def _slot_kind(ctx: ActionContext, label: str, has_like: bool) -> str:
+    """What one example slot becomes: a refusal, a copy of a like text, a duplicate, noise, or a pool item."""
+    config, rng = ctx.config, ctx.rng
+    if rng.random() < config.refusal_rate:
+        return "refusal"
+    if has_like and rng.random() < config.copy_rate:
+        return "copy"
+    if ctx.usage.served.get(label) and rng.random() < config.dup_rate:
+        return "dup"
+    if rng.random() < config.label_noise:
+        return "noise"
+    return "pool"
+
+
+def _fill(plan: list[str], own: list[int], noisy: list[int], like: list[str], label: str,
+          ctx: ActionContext) -> list[str]:
+    """Texts in slot order; slots whose class ran out of unused items are dropped (fewer examples)."""
+    items, rng = ctx.index.items, ctx.rng
+    sources = {"pool": iter(own), "noise": iter(noisy)}
+    texts = []
+    for kind in plan:
+        if kind in sources:
+            row = next(sources[kind], None)
+            if row is None:
+                continue
+            texts.append(items[row].text)
+        elif kind == "copy":
+            texts.append(str(rng.choice(like)))
+        elif kind == "dup":
+            texts.append(items[int(rng.choice(ctx.usage.served[label]))].text)
+        else:
+            texts.append(str(rng.choice(REFUSALS)))
+        if kind != "pool":
+            ctx.counters[kind] += 1
+    return texts
+
+
+# ---------------------------------------------------------------------------------------------- label
+
+
+@register_action("label")
+def label(brief: Brief, ctx: ActionContext) -> dict[str, Any]:
+    """The gold label of each text (exact match), else the label of its nearest pool item."""
+    if "texts" not in brief:
+        raise ActionError("brief.texts is required: the list of texts to label")
+    texts = _texts(brief, "texts")
+    allowed = _allowed_labels(brief, ctx.index)
+    rows = _match_rows(texts, allowed, ctx)
+    answers = []
+    with ctx.usage.lock:
+        for i, (text, row) in enumerate(zip(texts, rows, strict=True)):
+            if ctx.index.keys[row] == normalise(text):
+                ctx.usage.mark_used([row])  # a labelled pool text must not come back from generate
+            answers.append({"index": i, "label": _maybe_confuse(ctx.index.items[row].label, allowed, ctx)})
+    return {"labels": answers}
+
+
+def _match_rows(texts: list[str], allowed: set[str], ctx: ActionContext) -> list[int]:
+    """Exact (normalised) matches where their label is allowed; one batched nearest search for the rest."""
+    index = ctx.index
+    rows: list[int | None] = []
+    for text in texts:
+        row = index.exact.get(normalise(text))
+        rows.append(row if row is not None and index.items[row].label in allowed else None)
+    missing = [i for i, row in enumerate(rows) if row is None]
+    if missing:
+        for i, row in zip(missing, index.nearest([texts[i] for i in missing], allowed), strict=True):
+            rows[i] = row
+    return [int(row) for row in rows if row is not None]
+
+
+def _maybe_confuse(gold: str, allowed: set[str], ctx: ActionContext) -> str:
+    confusable = ctx.index.confusable[gold]
+    if confusable != gold and confusable in allowed and ctx.rng.random() < ctx.config.label_noise:
+        ctx.counters["noise"] += 1
+        return confusable
+    return gold
+
+
+# ---------------------------------------------------------------------------------------------- brief fields
+
+
+def _known_label(value: Any, index: PoolIndex, name: str) -> str:
+    if not isinstance(value, str):
+        raise ActionError(f"brief.{name} must be a string label, got {value!r}")
+    if value not in index.rows:
+        shown = ", ".join(index.labels[:20]) + (", …" if len(index.labels) > 20 else "")
+        raise ActionError(f"unknown label {value!r}; the simulator's pool has labels: {shown}",
+                          code="unknown_label")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_N:
+        raise ActionError(f"brief.n must be an integer in [0, {MAX_N}], got {value!r}")
+    return value
+
+
+def _texts(brief: Brief, name: str) -> list[str]:
+    value = brief.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ActionError(f"brief.{name} must be a list of strings")
+    return value
+
+
+def _length(brief: Brief) -> str | None:
+    attributes = brief.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise ActionError("brief.attributes must be a JSON object")
+    length = attributes.get("length")
+    return length if isinstance(length, str) else None
+
+
+def _allowed_labels(brief: Brief, index: PoolIndex) -> set[str]:
+    """The brief's label list restricted to the pool's labels (all pool labels if the brief has none)."""
+    listed = brief.get("labels")
+    if listed is None:
+        return set(index.labels)
+    if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
+        raise ActionError("brief.labels must be a list of label strings")
+    allowed = set(listed) & set(index.labels)
+    if not allowed:
+        raise ActionError("none of brief.labels is a label of the simulator's pool", code="unknown_label")
+    return allowed

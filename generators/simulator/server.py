@@ -1,0 +1,459 @@
+"""The simulator's HTTP face: an OpenAI-compatible Starlette app, served by uvicorn on loopback.
+
+Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` (non-streaming), and a small control
+plane for tests: ``GET /_sim/stats``, ``POST /_sim/reset_stats``, ``POST /_sim/script``.
+
+Run it in a background thread with ``SimulatorServer`` (tests, the agent, the demo), or in the
+foreground with ``serve_forever`` (``distill simulate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import json
+import logging
+import math
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import httpx
+import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from generators.brief import BriefError, parse_brief
+from generators.simulator.actions import ACTIONS, ActionContext, ActionError, Handler
+from generators.simulator.config import SimulatorConfig
+from generators.simulator.faults import FaultPlan, SimStats, malformed, truncated
+from generators.simulator.pool import PoolIndex, load_pool
+from generators.simulator.sampling import PoolUsage
+
+_log = logging.getLogger(__name__)
+_HANG_POLL_S = 0.1  # how often a hanging request checks for a gone client or a shutdown
+
+
+class RequestError(Exception):
+    """The chat-completions request itself is unusable (400)."""
+
+    def __init__(self, message: str, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+@dataclass
+class SimulatorState:
+    """Everything the endpoints share. Mutated only on the server's event loop (plus ``closing``)."""
+
+    config: SimulatorConfig
+    index: PoolIndex
+    actions: Mapping[str, Handler]
+    faults: FaultPlan = field(init=False)
+    stats: SimStats = field(default_factory=SimStats)
+    context: ActionContext = field(init=False)
+    closing: bool = False  # set from any thread at shutdown, so hanging requests end at once
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.faults = FaultPlan(self.config)
+        # A separate stream from the fault RNG, so scripting faults does not change the content drawn.
+        self.context = ActionContext(self.config, self.index, PoolUsage(len(self.index)),
+                                     np.random.default_rng([self.config.seed, 1]))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The /_sim/stats document."""
+        counters = self.context.counters
+        return {
+            **self.stats.to_dict(),
+            "items_served": counters["served"],
+            "injected": {kind: counters[kind] for kind in ("noise", "dup", "copy", "refusal")},
+            "pool": {"size": len(self.index), "used": int(self.context.usage.used.sum())},
+            "scripted_pending": self.faults.pending,
+        }
+
+    def reset_stats(self) -> None:
+        self.stats = SimStats()
+        self.context.counters.clear()
+
+
+# ---------------------------------------------------------------------------------------------- responses
+
+
+def openai_error(status: int, message: str, type_: str, code: str | None,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error in OpenAI's shape, so the SDK raises its usual typed exceptions."""
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _fault_response(outcome: str, config: SimulatorConfig) -> JSONResponse:
+    if outcome == "429":
+        seconds = config.retry_after_s
+        header = str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+        return openai_error(429, "Rate limit reached for requests (simulated). Please try again later.",
+                            "requests", "rate_limit_exceeded", headers={"Retry-After": header})
+    if outcome == "503":
+        return openai_error(503, "The server is overloaded or not ready yet (simulated).", "server_error",
+                            "service_unavailable")
+    return openai_error(500, "The server had an error while processing your request (simulated).",
+                        "server_error", "internal_error")
+
+
+def _tokens(chars: int) -> int:
+    return math.ceil(chars / 4)
+
+
+def _completion(state: SimulatorState, model: str, content: str, finish_reason: str,
+                prompt_chars: int) -> JSONResponse:
+    prompt, completion = _tokens(prompt_chars), _tokens(len(content))
+    return JSONResponse({
+        "id": f"chatcmpl-sim-{next(state.ids):08d}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "distill-simulator",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
+                     "logprobs": None, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    })
+
+
+# ---------------------------------------------------------------------------------------------- request parsing
+
+
+async def _read_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError("the request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    if body.get("stream"):
+        raise RequestError("stream=true is not supported by the simulator", code="unsupported_parameter")
+    if body.get("n", 1) not in (1, None):
+        raise RequestError("n > 1 is not supported by the simulator; send separate requests",
+                           code="unsupported_parameter")
+    return body
+
+
+def _message(message: Any) -> tuple[str, str]:
+    """(role, text) of one message; the text of a content-part list is its text parts joined."""
+    if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+        raise RequestError("each message must be an object with a 'role'")
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return message["role"], content if isinstance(content, str) else ""
+
+
+def _messages(body: dict[str, Any]) -> list[tuple[str, str]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("'messages' must be a non-empty list", code="missing_messages")
+    return [_message(m) for m in messages]
+
+
+def _last_user_text(messages: list[tuple[str, str]]) -> str:
+    users = [text for role, text in messages if role == "user"]
+    if not users:
+        raise RequestError("no user message: the brief must end the last user message", code="missing_brief")
+    return users[-1]
+
+
+# ---------------------------------------------------------------------------------------------- endpoints
+
+
+class _Endpoints:
+    """The route handlers, closed over one ``SimulatorState``."""
+
+    def __init__(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def _authorised(self, request: Request) -> bool:
+        key = self.state.config.api_key
+        if key is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {key}".encode())
+
+    def _unauthorised(self) -> JSONResponse:
+        # Never echo the key that was sent: error bodies end up in logs.
+        return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+
+    async def models(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return self._unauthorised()
+        model = {"id": self.state.config.model, "object": "model", "created": 0, "owned_by": "distill-simulator"}
+        return JSONResponse({"object": "list", "data": [model]})
+
+    async def chat_completions(self, request: Request) -> Response:
+        state = self.state
+        state.stats.requests += 1
+        if not self._authorised(request):
+            return self._finish("401", self._unauthorised())
+        outcome = state.faults.next_outcome()  # decided before the latency, as with a real provider's queue
+        await asyncio.sleep(state.faults.latency_s())
+        if outcome in ("429", "500", "503"):
+            return self._finish(outcome, _fault_response(outcome, state.config))
+        response, bucket = await self._answer(request, outcome)
+        return self._finish("hang" if outcome == "hang" else bucket, response)
+
+    async def _answer(self, request: Request, outcome: str) -> tuple[Response, str]:
+        """Run the brief's action; returns the response and its stats bucket."""
+        state = self.state
+        try:
+            body = await _read_body(request)
+            messages = _messages(body)
+            brief = parse_brief(_last_user_text(messages))
+        except (RequestError, BriefError) as exc:
+            code = getattr(exc, "code", "missing_brief")
+            return openai_error(400, str(exc), "invalid_request_error", code), "400"
+        handler = state.actions.get(brief["action"])
+        if handler is None:
+            known = ", ".join(sorted(state.actions))
+            message = f"unknown brief action {brief['action']!r}; the simulator knows: {known}"
+            return openai_error(400, message, "invalid_request_error", "unknown_action"), "400"
+        state.stats.actions[brief["action"]] += 1
+        if outcome == "hang" and not await self._hang(request):
+            # The client gave up (it never sees this) or we are shutting down; nothing is drawn from the pool.
+            return openai_error(503, "The server is shutting down (simulated).", "server_error",
+                                "service_unavailable"), "hang"
+        try:
+            result = handler(brief, state.context)
+        except ActionError as exc:
+            return openai_error(exc.status, exc.message, "invalid_request_error", exc.code), str(exc.status)
+        except Exception as exc:  # a simulator bug: answer like a provider would, and say so loudly in the log
+            _log.exception("simulator action %r failed", brief["action"])
+            return openai_error(500, f"simulator bug in action {brief['action']!r}: {exc!r}", "server_error",
+                                "internal_error"), "5xx"
+        return self._reply(body, messages, result, outcome), outcome
+
+    def _reply(self, body: dict[str, Any], messages: list[tuple[str, str]], result: dict[str, Any],
+               outcome: str) -> JSONResponse:
+        content, finish_reason = json.dumps(result, ensure_ascii=False), "stop"
+        if outcome == "malformed":
+            content = malformed(content)
+        elif outcome == "truncated":
+            content, finish_reason = truncated(content), "length"
+        model = body.get("model") if isinstance(body.get("model"), str) else self.state.config.model
+        prompt_chars = sum(len(text) for _, text in messages)
+        return _completion(self.state, str(model), content, finish_reason, prompt_chars)
+
+    async def _hang(self, request: Request) -> bool:
+        """Sleep ``hang_s``; False as soon as the client disconnects or the server shuts down."""
+        deadline = time.monotonic() + self.state.config.hang_s
+        while (left := deadline - time.monotonic()) > 0:
+            if self.state.closing or await request.is_disconnected():
+                return False
+            await asyncio.sleep(min(_HANG_POLL_S, left))
+        return True
+
+    def _finish(self, bucket: str, response: Response) -> Response:
+        self.state.stats.record(bucket, response.status_code)
+        return response
+
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(self.state.snapshot())
+
+    async def reset_stats(self, request: Request) -> Response:
+        self.state.reset_stats()
+        return JSONResponse(self.state.snapshot())
+
+    async def script(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+            outcomes = body["outcomes"]
+            if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
+                raise ValueError("'outcomes' must be a list of strings")
+            self.state.faults.script(outcomes)
+        except (ValueError, KeyError, TypeError) as exc:
+            return openai_error(400, f"bad script: {exc}", "invalid_request_error", "bad_script")
+        return JSONResponse({"scripted_pending": self.state.faults.pending})
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    message = f"{request.method} {request.url.path} is not served by the simulator"
+    return openai_error(status, message, "invalid_request_error", "not_found" if status == 404 else None)
+
+
+def create_app(state: SimulatorState) -> Starlette:
+    """The Starlette app serving ``state``."""
+    endpoints = _Endpoints(state)
+    return Starlette(exception_handlers={404: _not_found, 405: _not_found}, routes=[
+        Route("/v1/models", endpoints.models, methods=["GET"]),
+        Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
+        Route("/_sim/stats", endpoints.stats, methods=["GET"]),
+        Route("/_sim/reset_stats", endpoints.reset_stats, methods=["POST"]),
+        Route("/_sim/script", endpoints.script, methods=["POST"]),
+    ])
+
+
+def build_state(config: SimulatorConfig, pool_path: Path | str,
+                actions: Mapping[str, Handler] | None = None) -> SimulatorState:
+    """Load and index the pool (raises ``ValueError``/``FileNotFoundError`` on a bad pool)."""
+    return SimulatorState(config, PoolIndex(load_pool(Path(pool_path))), ACTIONS if actions is None else actions)
+
+
+# ---------------------------------------------------------------------------------------------- serving
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves, so the real port is known before uvicorn starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP matters: asyncio only disables Nagle (TCP_NODELAY) on sockets that say they are TCP,
+    # and without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _uvicorn_config(app: Starlette, *, library: bool) -> uvicorn.Config:
+    # As a library, leave the host process's logging configuration alone (log_config=None).
+    extra: dict[str, Any] = {"log_config": None} if library else {}
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
+                          http="h11", timeout_graceful_shutdown=2, **extra)
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
+
+
+class SimulatorServer:
+    """The simulator in a background thread, as a context manager::
+
+        with SimulatorServer(SimulatorConfig(latency_ms=50), "pool.jsonl") as sim:
+            client = openai.OpenAI(base_url=sim.base_url, api_key="x")
+    """
+
+    def __init__(self, config: SimulatorConfig, pool_path: Path | str, *, host: str = "127.0.0.1", port: int = 0,
+                 startup_timeout_s: float = 30.0, actions: Mapping[str, Handler] | None = None) -> None:
+        self.config = config
+        self.state = build_state(self.config, pool_path, actions)
+        self._host, self._port, self._startup_timeout_s = host, port, startup_timeout_s
+        self._sock: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    def start(self) -> SimulatorServer:
+        """Start serving and return once the server accepts connections."""
+        self._sock = _bind(self._host, self._port)
+        self.base_url = _url(self._sock)
+        self._server = uvicorn.Server(_uvicorn_config(create_app(self.state), library=True))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        name="distill-simulator", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + self._startup_timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the teacher simulator failed to start; see the log above")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Shut down: hanging requests end at once, then uvicorn closes (idempotent)."""
+        self.state.closing = True
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(timeout=5)
+        if self._sock is not None:
+            self._sock.close()
+        self._server = self._thread = self._sock = None
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def root_url(self) -> str:
+        """The server's root (``base_url`` without ``/v1``), where ``/_sim/*`` lives."""
+        return self.base_url.removesuffix("/v1")
+
+    def _control(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        # trust_env=False: a proxy from the environment must never see loopback traffic.
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            response = client.request(method, self.root_url + path, json=payload)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """The /_sim/stats counters (see ``SimulatorState.snapshot``)."""
+        return self._control("GET", "/_sim/stats")
+
+    def reset_stats(self) -> dict[str, Any]:
+        return self._control("POST", "/_sim/reset_stats")
+
+    def script(self, outcomes: list[str]) -> None:
+        """Force the outcomes of the next requests, FIFO: ok, 429, 500, 503, 5xx, hang, malformed, truncated."""
+        self._control("POST", "/_sim/script", {"outcomes": outcomes})
+
+
+class _ForegroundServer(uvicorn.Server):
+    """uvicorn for ``serve_forever``: announces its URL once serving, and exits 0 on SIGINT/SIGTERM.
+
+    uvicorn's own signal capture re-raises the signal after shutdown, which would end the process
+    with the signal's status instead of 0.
+    """
+
+    def __init__(self, config: uvicorn.Config, state: SimulatorState, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._state, self._on_ready = state, on_ready
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        handlers = {sig: signal.signal(sig, self._exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    def _exit(self, sig: int, frame: FrameType | None) -> None:
+        self._state.closing = True
+        self.force_exit = self.should_exit  # a second signal stops waiting for open requests
+        self.should_exit = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_ready()
+
+
+def serve_forever(config: SimulatorConfig, pool_path: Path | str, host: str = "127.0.0.1", port: int = 0) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM; prints one line with the URL once it accepts connections."""
+    state = build_state(config, pool_path)
+    sock = _bind(host, port)
+    url = _url(sock)
+    server = _ForegroundServer(_uvicorn_config(create_app(state), library=False), state,
+                               on_ready=lambda: print(f"distill simulator listening on {url}", flush=True))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,34 @@
+"""Shared fixtures: the teacher simulator on loopback, backed by a tiny real pool (tests/fixtures)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generators.simulator import SimulatorConfig, SimulatorServer
+
+TINY_POOL = Path(__file__).parent / "fixtures" / "tiny_pool.jsonl"
+
+
+@pytest.fixture
+def make_simulator() -> Iterator[Callable[..., SimulatorServer]]:
+    """Factory: ``make_simulator(**knobs)`` starts a simulator (tiny pool, port 0); all stop at teardown."""
+    servers: list[SimulatorServer] = []
+
+    def make(pool: Path = TINY_POOL, **knobs: Any) -> SimulatorServer:
+        server = SimulatorServer(SimulatorConfig(**knobs), pool).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def simulator(make_simulator: Callable[..., SimulatorServer]) -> SimulatorServer:
+    """A started simulator with the tiny pool, zero latency and no faults."""
+    return make_simulator()
