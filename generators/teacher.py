@@ -59,6 +59,7 @@ class TeacherConfig:
     temperature: float = 0.9
     max_output_tokens: int = 2048
     structured_output: str = "json_schema"  # json_schema | json_object | none
+    invalid_output_exchanges: int = 2  # each: one request plus one re-ask when the reply is invalid
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -183,29 +184,35 @@ class Teacher:
 
     async def _complete_uncached(self, request: TeacherRequest, schema_model: type[ParsedT],
                                  payload: dict[str, Any], key: str) -> Completion[ParsedT]:
-        attempt, cost, latency, error = await self._send_and_book(request, payload, key)
-        parsed, problem = self._validate(attempt, schema_model)
-        if parsed is None:
-            # One re-ask: show the model its reply and the problem, and repeat the brief.
-            self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output",
-                          error=problem)
-            messages = self._reask_messages(request, attempt.content, problem)
-            payload2 = self._payload(request, messages)
-            attempt, cost, latency, error = await self._send_and_book(request, payload2, key)
+        """Send, validate, and on invalid output re-ask once (showing the model its reply and the problem).
+
+        If the re-ask is invalid too, the exchange starts over from the original request, up to
+        ``invalid_output_exchanges`` times: at a few percent of garbled replies (flaky gateways), two
+        bad replies in a row are expected every few hundred calls, and the data is worth one more try.
+        """
+        problem = ""
+        for _ in range(self.config.invalid_output_exchanges):
+            attempt, cost, latency = await self._send_and_book(request, payload, key)
             parsed, problem = self._validate(attempt, schema_model)
             if parsed is None:
                 self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output",
                               error=problem)
-                raise InvalidOutput(f"{request.prompt_id}: teacher output invalid after one re-ask: {problem}")
-        # Written before it is used: the cache and the journal are durable when the caller sees it.
-        self.cache.put(key, CachedResponse(attempt.content, attempt.finish_reason, attempt.tokens_in,
-                                           attempt.tokens_out))
-        call_id = self._journal(request, key, attempt, cost, latency, cache_hit=False, status="ok", error=error)
-        return Completion(parsed, attempt.content, call_id, attempt.tokens_in, attempt.tokens_out, cost,
-                          attempt.attempts, False)
+                reask = self._payload(request, self._reask_messages(request, attempt.content, problem))
+                attempt, cost, latency = await self._send_and_book(request, reask, key)
+                parsed, problem = self._validate(attempt, schema_model)
+            if parsed is not None:
+                # Written before it is used: cache and journal are durable when the caller sees the reply.
+                self.cache.put(key, CachedResponse(attempt.content, attempt.finish_reason, attempt.tokens_in,
+                                                   attempt.tokens_out))
+                call_id = self._journal(request, key, attempt, cost, latency, cache_hit=False, status="ok")
+                return Completion(parsed, attempt.content, call_id, attempt.tokens_in, attempt.tokens_out, cost,
+                                  attempt.attempts, False)
+            self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output",
+                          error=problem)
+        raise InvalidOutput(f"{request.prompt_id}: teacher output invalid after re-asking: {problem}")
 
     async def _send_and_book(self, request: TeacherRequest, payload: dict[str, Any],
-                             key: str) -> tuple[_Attempt, float, float, str | None]:
+                             key: str) -> tuple[_Attempt, float, float]:
         """Reserve budget, send with retries, settle the ledger; journal and re-raise on failure."""
         reservation = self.ledger.reserve(prompt_token_bound(payload["messages"]), payload["max_tokens"])
         started = time.monotonic()
@@ -222,7 +229,7 @@ class Teacher:
                                                f"{attempts_box[0]} attempt(s): {exc}")) from None
             raise
         cost = self.ledger.settle(reservation, attempt.tokens_in, attempt.tokens_out)
-        return attempt, cost, time.monotonic() - started, None
+        return attempt, cost, time.monotonic() - started
 
     async def _send_with_retries(self, payload: dict[str, Any], attempts_box: list[int]) -> _Attempt:
         retrying = AsyncRetrying(

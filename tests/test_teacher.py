@@ -115,11 +115,21 @@ def test_invalid_json_is_repaired_by_one_reask(simulator: Any, tmp_path: Path) -
 
 
 def test_truncated_output_is_reasked_then_fails_loudly(simulator: Any, tmp_path: Path) -> None:
-    simulator.script(["truncated", "truncated"])
-    teacher, journal = make_teacher(simulator.base_url, tmp_path)
+    simulator.script(["truncated"] * 6)
+    teacher, journal = make_teacher(simulator.base_url, tmp_path, invalid_output_exchanges=2)
     with pytest.raises(InvalidOutput, match="finish_reason=length"):
         complete(teacher, request())
-    assert simulator.stats()["requests"] == 2  # exactly one re-ask, then give up
+    # Two exchanges of (request + one re-ask), then give up loudly; every bad reply is journaled.
+    assert simulator.stats()["requests"] == 4
+    assert [c.status for c in journal.calls] == ["invalid_output"] * 4
+
+
+def test_a_fresh_exchange_follows_a_failed_reask(simulator: Any, tmp_path: Path) -> None:
+    simulator.script(["malformed", "malformed", "ok"])  # bad, bad re-ask, then a fresh exchange succeeds
+    teacher, journal = make_teacher(simulator.base_url, tmp_path)
+    result = complete(teacher, request())
+    assert result.parsed.examples
+    assert [c.status for c in journal.calls] == ["invalid_output", "invalid_output", "ok"]
 
 
 def test_identical_second_run_sends_zero_requests(simulator: Any, tmp_path: Path) -> None:
