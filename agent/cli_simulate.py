@@ -58,6 +58,8 @@ def simulate(
     refusal_rate: Annotated[float, _knob("refusal_rate")] = 0.0,
     diversity_width: Annotated[int, _knob("diversity_width")] = 8,
     seed: Annotated[int, _knob("seed")] = 0,
+    policy_path: Annotated[Path | None, typer.Option(
+        "--policy", show_default=False, help=knob_help("policy_path"))] = None,
     api_key_env: Annotated[str | None, typer.Option(
         show_default=False,
         help="NAME of an environment variable holding an API key that clients must send as a Bearer token "
@@ -70,13 +72,15 @@ def simulate(
     """
     if not pool.is_file():
         _fail(f"--pool: no such file: {pool}")
+    if policy_path is not None and not policy_path.is_file():
+        _fail(f"--policy: no such file: {policy_path}")
     try:
         config = SimulatorConfig(
             model=model, seed=seed, latency_ms=latency_ms, jitter_ms=jitter_ms, rate_429=rate_429,
             retry_after_s=retry_after_s, rate_5xx=rate_5xx, rate_hang=rate_hang, hang_s=hang_s,
             rate_malformed=rate_malformed, rate_truncated=rate_truncated, label_noise=label_noise,
             dup_rate=dup_rate, copy_rate=copy_rate, refusal_rate=refusal_rate, diversity_width=diversity_width,
-            api_key=_api_key(api_key_env),
+            api_key=_api_key(api_key_env), policy_path=None if policy_path is None else str(policy_path),
         )
     except ValueError as exc:
         _fail(str(exc))

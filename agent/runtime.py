@@ -59,7 +59,8 @@ def _simulator(teacher: SimulatorTeacher) -> Iterator[tuple[str, str]]:
     from generators.simulator import SimulatorConfig, SimulatorServer
 
     key = "sim-" + secrets.token_hex(16)  # a throwaway key, so auth is exercised as with a provider
-    config = SimulatorConfig(model=teacher.model, api_key=key, **teacher.knobs.model_dump())
+    policy = str(teacher.policy) if teacher.policy else None
+    config = SimulatorConfig(model=teacher.model, api_key=key, policy_path=policy, **teacher.knobs.model_dump())
     with SimulatorServer(config, teacher.pool) as server:
         yield server.base_url, key
 

@@ -210,3 +210,7 @@ def _allowed_labels(brief: Brief, index: PoolIndex) -> set[str]:
     if not allowed:
         raise ActionError("none of brief.labels is a label of the simulator's pool", code="unknown_label")
     return allowed
+
+
+# Modules that register more actions; imported last, so that they find register_action defined.
+import generators.simulator.strategy_actions  # noqa: E402, F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 # Per-request faults are drawn from one uniform number, so their rates must sum to at most 1.
@@ -41,6 +42,9 @@ class SimulatorConfig:
     diversity_width: int = _knob(
         8, "With 'like' texts, sample n items uniformly from the top diversity_width × n most similar ones.")
     api_key: str | None = _knob(None, "If set, every /v1 request must carry 'Authorization: Bearer <api_key>'.")
+    policy_path: str | None = _knob(
+        None, "Policy YAML (flows of intents with checkable criteria) for the strategy-teaching actions "
+              "scenario, respond, judge and strategize; without it those actions answer 400.")
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -60,6 +64,9 @@ class SimulatorConfig:
             raise ValueError(f"diversity_width must be an integer ≥ 1, got {self.diversity_width!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ValueError("api_key must be a non-empty string or None (no authentication)")
+        if self.policy_path is not None:
+            _check_policy(self.policy_path)
+            object.__setattr__(self, "policy_path", str(self.policy_path))  # a Path is fine, but store text
 
     def to_dict(self) -> dict[str, Any]:
         """The knobs as a plain dict, with the API key masked (safe to log or print)."""
@@ -75,6 +82,17 @@ def knob_help(name: str) -> str:
         if f.name == name:
             return str(f.metadata["help"])
     raise KeyError(name)
+
+
+def _check_policy(path: Any) -> None:
+    """Fail at start, not at the first dialogue request: the file must exist and be a valid policy."""
+    if not isinstance(path, str | Path) or not str(path):
+        raise ValueError(f"policy_path must be a path to a policy YAML file or None, got {path!r}")
+    if not Path(path).is_file():
+        raise ValueError(f"policy_path: no such file: {path}")
+    from generators.policy import Policy  # imported here: the config must stay cheap to import
+
+    Policy.load(path)  # PolicyError is a ValueError naming the flow and criterion at fault
 
 
 def _check_range(name: str, value: Any, low: float, high: float) -> None:
