@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from agent.cli_simulate import simulate
+from agent.cli_strategies import chat, strategies_app
 from agent.spec import SpecError
 
 app = typer.Typer(
@@ -17,6 +18,8 @@ app = typer.Typer(
     help="distill: black-box LLM distillation. A teacher behind an OpenAI-compatible API writes and labels "
          "data; a small local student learns from it, guided by its own measured weaknesses (PGKD).",
 )
+app.add_typer(strategies_app, name="strategies")
+app.command("chat")(chat)
 app.command("simulate", help="Serve the teacher simulator: an OpenAI-compatible server on loopback, backed "
             "by a labeled pool, with fault-injection knobs. Prints its URL once ready.")(simulate)
 
@@ -53,10 +56,15 @@ def run(
     ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Delete an existing --run-dir first.")] = False,
 ) -> None:
-    """Run the distillation loop: seed → [generate → filter → train → evaluate → decide]× → export."""
+    """Run a spec: a classifier (seed → rounds of generate, filter, train, evaluate, decide → export) or, for
+    task.kind dialogue, strategy teaching."""
     from agent.run import start
+    from agent.spec import DialogueRunSpec, load_any_spec
 
     try:
+        if isinstance(load_any_spec(spec), DialogueRunSpec):
+            _run_dialogue(spec, run_dir, fresh)
+            return
         directory, result = start(spec, run_dir, fresh=fresh)
     except SpecError as exc:
         _fail(exc.problems)
@@ -67,11 +75,30 @@ def run(
     _finish(directory, result.model_dir, result.stop_reasons)
 
 
+def _run_dialogue(spec_path: Path, run_dir: Path | None, fresh: bool) -> None:
+    from agent.run import prepare_run_dir
+    from agent.spec import DialogueRunSpec, check_credentials, load_any_spec
+    from agent.teach_run import create_dialogue_run, execute_dialogue, print_summary
+
+    spec = load_any_spec(spec_path)
+    assert isinstance(spec, DialogueRunSpec)
+    check_credentials(spec)
+    directory = prepare_run_dir(spec.name, run_dir, fresh)
+    create_dialogue_run(spec, directory)
+    print_summary(execute_dialogue(directory))
+    typer.echo(f"run directory: {directory}")
+    typer.echo(f"audit: distill strategies list {directory}")
+
+
 @app.command()
 def resume(run_dir: RunDirArg) -> None:
     """Continue a run that stopped or crashed, from its last durable step (no repeated paid calls)."""
     from agent.run import execute
 
+    spec_file = run_dir / "spec.json"
+    if spec_file.is_file() and '"kind": "dialogue"' in spec_file.read_text():
+        _fail([f"RUN_DIR: {run_dir} is a dialogue run; resume covers classifier runs. Start it again with "
+               "`distill run SPEC --run-dir DIR --fresh` (its strategies so far stay auditable until then)."])
     try:
         result = execute(run_dir)
     except SpecError as exc:

@@ -48,16 +48,22 @@ def memoised_embedder(base_model: str | None) -> Callable[[list[str]], np.ndarra
     return embed
 
 
-def create_run_dir(spec: RunSpec, run_dir: Path | None, *, fresh: bool = False) -> Path:
-    """Make ``runs/<run_id>/`` (or ``run_dir``) and record the resolved spec there."""
+def prepare_run_dir(name: str, run_dir: Path | None, fresh: bool) -> Path:
+    """``run_dir`` or ``runs/<name>-<time>-<id>``, empty; refuses to overwrite a run unless ``fresh``."""
     if run_dir is None:
-        run_dir = Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        run_dir = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     if run_dir.exists() and any(run_dir.iterdir()):
         if not fresh:
             raise SpecError([f"--run-dir: {run_dir} already holds a run — use `distill resume {run_dir}`, "
                              "another --run-dir, or --fresh to start over"])
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def create_run_dir(spec: RunSpec, run_dir: Path | None, *, fresh: bool = False) -> Path:
+    """Make ``runs/<run_id>/`` (or ``run_dir``) and record the resolved spec there."""
+    run_dir = prepare_run_dir(spec.name, run_dir, fresh)
     spec_data = spec.model_dump(mode="json")
     (run_dir / SPEC_FILE).write_text(json.dumps(spec_data, indent=2))
     store = RunStore(run_dir / "run.sqlite")

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from agent.spec import OpenAITeacher, RunSpec, SimulatorTeacher, check_credentials
+from agent.spec import DialogueRunSpec, OpenAITeacher, RunSpec, SimulatorTeacher, check_credentials
 from agent.store import RunStore
 from generators.cache import ResponseCache
 from generators.ledger import BudgetExceeded, Ledger, Prices
@@ -22,7 +22,7 @@ T = TypeVar("T")
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
 
-def _teacher_config(spec: RunSpec, base_url: str, api_key: str) -> TeacherConfig:
+def _teacher_config(spec: RunSpec | DialogueRunSpec, base_url: str, api_key: str) -> TeacherConfig:
     t = spec.teacher
     return TeacherConfig(
         base_url=base_url, model=t.model, api_key=api_key, max_concurrency=t.max_concurrency,
@@ -32,7 +32,7 @@ def _teacher_config(spec: RunSpec, base_url: str, api_key: str) -> TeacherConfig
 
 
 @contextmanager
-def open_teacher(spec: RunSpec, store: RunStore, cache_path: Path) -> Iterator[Teacher]:
+def open_teacher(spec: RunSpec | DialogueRunSpec, store: RunStore, cache_path: Path) -> Iterator[Teacher]:
     """A ``Teacher`` for this run; starts the simulator on loopback when the spec asks for it."""
     spent_usd, spent_tokens = store.spent()
     ledger = Ledger(Prices(spec.teacher.price_input_per_mtok, spec.teacher.price_output_per_mtok),

@@ -100,7 +100,7 @@ class StrategyLibrary:
     def diff(self, old: int, new: int) -> list[dict[str, Any]]:
         """Changes from library version ``old`` to ``new``: added, removed, status and text changes."""
         before, after = self.snapshot(old), self.snapshot(new)
-        changes = []
+        changes: list[dict[str, Any]] = []
         for sid in sorted(before.keys() | after.keys()):
             a, b = before.get(sid), after.get(sid)
             if a is None and b is not None:

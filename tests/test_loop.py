@@ -46,6 +46,9 @@ def write_spec(tmp_path: Path, tiny_model: str, teacher: dict[str, Any], **loop:
         "student": {"base_model": tiny_model, "epochs": 3, "batch_size": 8, "lr": 1e-3, "seed": 0},
         "loop": {"max_rounds": 2, "seed_per_label": 4, "examples_per_round": 12, "patience": 5,
                  "batch_per_call": 4, **loop},
+        # The tiny random encoder maps every text near every other (cosine ~0.98), so near-duplicate
+        # and near-leak checks would drop everything; exact matching still runs at any threshold.
+        "filters": {"near_duplicate_threshold": 0.9999, "leakage_threshold": 0.9999},
         "budget": {"max_usd": 5.0},
     }
     path = tmp_path / "spec.yaml"
@@ -80,13 +83,19 @@ def test_full_loop_end_to_end(tmp_path: Path, tiny_model: str, make_simulator: A
                            "WHERE e.round=1")[0][0]
     assert generated > 0 and verdicts == generated
     prompts = {r["prompt_id"] for r in store.query("SELECT prompt_id FROM teacher_calls")}
-    assert prompts == {"seed_generate", "pgkd_generate"}
+    assert prompts == {"seed_generate", "pgkd_generate", "guidelines"}
+    # Classifier variant of strategy teaching: guidelines for confused pairs sit in the audited library.
+    guidelines = store.query("SELECT scope, status FROM strategies WHERE scope LIKE 'pair:%'")
+    assert guidelines and all(g["status"] == "proposed" for g in guidelines)
     assert store.spent()[0] > 0
     store.close()
 
     # The exported model carries a card, and predicts one of the labels.
     card = json.loads((result.model_dir / "distill_student.json").read_text())["card"]
     assert card["best_round"] == result.best_round and card["training_examples_by_origin"]["real"] == 6
+    assert {tuple(sorted(g["labels"])) for g in card["labeling_guidelines"]} <= {
+        tuple(sorted(pair)) for pair in [(a, b) for a in LABELS for b in LABELS if a < b]}
+    assert card["labeling_guidelines"]
     proc = subprocess.run([sys.executable, "-m", "agent", "predict", str(result.model_dir), "--json",
                            "my card never arrived"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

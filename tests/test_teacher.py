@@ -62,7 +62,7 @@ def test_generate_round_trip_is_journaled(simulator: Any, tmp_path: Path) -> Non
 
 def test_retry_after_is_honoured(simulator: Any, tmp_path: Path) -> None:
     simulator.script(["429", "ok"])  # the simulator's 429 carries Retry-After: 1 (its default)
-    teacher, journal = make_teacher(simulator.base_url, tmp_path, backoff_initial_s=0.01)
+    teacher, _journal = make_teacher(simulator.base_url, tmp_path, backoff_initial_s=0.01)
     started = time.monotonic()
     result = complete(teacher, request())
     waited = time.monotonic() - started
@@ -99,7 +99,7 @@ def test_400_is_not_retried(simulator: Any, tmp_path: Path) -> None:
 
 def test_attempts_are_bounded(simulator: Any, tmp_path: Path) -> None:
     simulator.script(["503"] * 10)
-    teacher, journal = make_teacher(simulator.base_url, tmp_path, max_attempts=3)
+    teacher, _journal = make_teacher(simulator.base_url, tmp_path, max_attempts=3)
     with pytest.raises(TeacherError, match="3 attempt"):
         complete(teacher, request())
     assert simulator.stats()["requests"] == 3

@@ -1,0 +1,347 @@
+"""Strategy teaching (Wang, Sudhir, Hong 2024) for a black-box student LLM, top to bottom:
+
+    held-out scenarios → rounds of [scenarios → student answers (with retrieved strategies)
+        → teacher reference → teacher judges both → teacher writes strategies where the student falls
+        short → re-run with the new strategy, keep it only if the score rose] → held-out evaluation
+
+The teacher never hands over answers; it teaches short rules that a person can audit. Learning may use
+*proposed* strategies (configurable); deploy and evaluation prompts use *approved* ones only.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agent import console
+from agent.runtime import run_requests
+from agent.spec import DialogueRunSpec
+from agent.store import RunStore
+from agent.strategies import DEPLOY_STATUSES, Retriever, StrategyLibrary, scenario_blob
+from agent.student_llm import StudentClient
+from generators.policy import Policy
+from generators.prompts import get_template
+from generators.schemas import JudgeVerdict, Reply, Scenarios, Strategies
+from generators.teacher import Teacher, TeacherRequest
+
+
+@dataclass
+class TeachContext:
+    spec: DialogueRunSpec
+    store: RunStore
+    teacher: Teacher
+    student: StudentClient
+    embed: Callable[[list[str]], np.ndarray]
+    policy: Policy
+
+    @property
+    def library(self) -> StrategyLibrary:
+        return StrategyLibrary(self.store)
+
+    @property
+    def retriever(self) -> Retriever:
+        return Retriever(self.store, self.library, self.embed)
+
+    def learning_statuses(self) -> set[str]:
+        return {"approved", "proposed"} if self.spec.loop.use_proposed_during_learning else set(DEPLOY_STATUSES)
+
+
+# -- teacher actions -------------------------------------------------------------------------------
+
+
+def _request(template_id: str, variables: dict[str, Any], brief: dict[str, Any], round: int,
+             sample_index: int = 0) -> TeacherRequest:
+    template = get_template(template_id)
+    return TeacherRequest(template.id, template.version, template.render(variables, brief), template.output_schema,
+                          sample_index=sample_index, round=round, temperature=0.0 if template_id == "judge" else None)
+
+
+def _one(ctx: TeachContext, request: TeacherRequest, schema: type[Any]) -> Any:
+    [result] = run_requests(ctx.teacher, [request], schema)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _many(ctx: TeachContext, requests: list[TeacherRequest], schema: type[Any], what: str) -> list[Any]:
+    with console.progress(what, len(requests)) as advance:
+        results = run_requests(ctx.teacher, requests, schema, on_done=advance)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise RuntimeError(f"{what}: {len(failures)} teacher call(s) failed: {failures[0]}")
+    return results
+
+
+def judge_requests(ctx: TeachContext, items: list[tuple[str, str, str]], round: int) -> list[TeacherRequest]:
+    """(flow, message, reply) → judge requests; the rubric is the policy's criteria for the flow."""
+    return [_request("judge", {"rubric": ctx.policy.rubric_text(flow), "flow": flow, "message": message,
+                               "reply": reply or "(empty reply)"},
+                     {"action": "judge", "flow": flow, "message": message, "reply": reply}, round)
+            for flow, message, reply in items]
+
+
+def judge_all(ctx: TeachContext, items: list[tuple[str, str, str]], round: int, what: str) -> list[JudgeVerdict]:
+    return [c.parsed for c in _many(ctx, judge_requests(ctx, items, round), JudgeVerdict, what)]
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+
+
+def _store_scenarios(ctx: TeachContext, rows: list[tuple[str, str, str]], split: str, round: int) -> list[str]:
+    """Store (flow, message, source) rows with their embeddings; returns their ids."""
+    vectors = ctx.embed([m for _, m, _ in rows])
+    existing = int(ctx.store.query("SELECT COUNT(*) FROM scenarios")[0][0])
+    ids = []
+    with ctx.store.transaction() as db:
+        for offset, ((flow, message, source), vec) in enumerate(zip(rows, vectors, strict=True)):
+            sid = f"{split[:2]}-{existing + offset:04d}"
+            db.execute("INSERT INTO scenarios(id, split, flow, message, source, round, embedding)"
+                       " VALUES (?,?,?,?,?,?,?)", (sid, split, flow, message, source, round, scenario_blob(vec)))
+            ids.append(sid)
+    return ids
+
+
+def scenarios_from_file(ctx: TeachContext, n: int, seed: int) -> list[tuple[str, str, str]]:
+    """Real customer messages from ``task.scenarios.file`` whose intent the policy covers."""
+    path = ctx.spec.task.scenarios.file
+    assert path is not None
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        flow = ctx.policy.flow_for_intent(item.get("label", ""))
+        if flow is not None:
+            rows.append((flow, item["text"], f"file:{path.name}"))
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
+
+
+def scenarios_from_teacher(ctx: TeachContext, n: int, round: int, target: list[str]) -> list[tuple[str, str, str]]:
+    """The teacher writes ``n`` scenarios, aimed at the criteria the student still fails."""
+    flows = [f.id for f in ctx.policy.flows]
+    per_call = 8
+    requests = [_request("scenario", {"task_description": ctx.spec.task.description,
+                                      "flows": ctx.policy.flows_text(), "n": min(per_call, n - start),
+                                      "target": ", ".join(target) or "(any)"},
+                         {"action": "scenario", "flows": flows, "n": min(per_call, n - start),
+                          "target_criteria": target}, round, sample_index=start)
+                for start in range(0, n, per_call)]
+    results = _many(ctx, requests, Scenarios, f"round {round}: scenarios")
+    return [(s.flow, s.message, "teacher") for r in results for s in r.parsed.scenarios
+            if ctx.policy.has_flow(s.flow)]
+
+
+def ensure_heldout(ctx: TeachContext) -> list[str]:
+    """Held-out scenarios, drawn once before any learning and never learned on."""
+    existing = [r["id"] for r in ctx.store.query("SELECT id FROM scenarios WHERE split='heldout' ORDER BY id")]
+    if existing:
+        return existing
+    spec = ctx.spec.task.scenarios
+    rows = (scenarios_from_file(ctx, spec.heldout, seed=1) if spec.source == "file"
+            else scenarios_from_teacher(ctx, spec.heldout, 0, []))
+    return _store_scenarios(ctx, rows, "heldout", 0)
+
+
+# -- answering -------------------------------------------------------------------------------------
+
+
+def student_answer(ctx: TeachContext, message: str, statuses: set[str], extra: list[str] | None = None
+                   ) -> tuple[str, list[str]]:
+    """The student's reply with the retrieved strategies (plus ``extra`` texts); returns (reply, strategy ids)."""
+    hits = ctx.retriever.retrieve(message, statuses, ctx.spec.loop.top_k)
+    texts = [s.text for s, _ in hits] + list(extra or [])
+    return ctx.student.answer(message, texts), [s.id for s, _ in hits]
+
+
+def _record_answer(ctx: TeachContext, sid: str, round: int, role: str, condition: str, strategy_ids: list[str],
+                   reply: str, verdict: JudgeVerdict | None) -> None:
+    with ctx.store.transaction() as db:
+        db.execute("INSERT INTO answers(scenario_id, round, role, condition, strategy_ids_json, reply, score,"
+                   " judgement_json, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                   (sid, round, role, condition, json.dumps(strategy_ids), reply,
+                    verdict.score if verdict else None, verdict.model_dump_json() if verdict else None, time.time()))
+
+
+# -- one learning round ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    student_score: float
+    teacher_score: float
+    proposed: int
+    kept: int
+    failing: list[str]
+
+
+def learn_round(ctx: TeachContext, round: int, target: list[str]) -> RoundOutcome:
+    spec = ctx.spec.task.scenarios
+    rows = (scenarios_from_file(ctx, spec.learn, seed=100 + round) if spec.source == "file"
+            else scenarios_from_teacher(ctx, spec.learn, round, target))
+    ids = _store_scenarios(ctx, rows, "learn", round)
+    statuses = ctx.learning_statuses()
+    with console.progress(f"round {round}: student answers", len(rows)) as advance:
+        answers = []
+        for _, message, _ in rows:
+            answers.append(student_answer(ctx, message, statuses))
+            advance()
+    references = _many(ctx, [_request("respond", {"task_description": ctx.spec.task.description,
+                                                   "rubric": ctx.policy.rubric_text(f), "message": m},
+                                       {"action": "respond", "flow": f, "message": m}, round) for f, m, _ in rows],
+                       Reply, f"round {round}: teacher references")
+    items = [(f, m, a[0]) for (f, m, _), a in zip(rows, answers, strict=True)]
+    items += [(f, m, r.parsed.reply) for (f, m, _), r in zip(rows, references, strict=True)]
+    verdicts = judge_all(ctx, items, round, f"round {round}: judging")
+    student_v, teacher_v = verdicts[:len(rows)], verdicts[len(rows):]
+    proposed = kept = 0
+    failing: dict[str, int] = {}
+    for i, sid in enumerate(ids):
+        flow, message, _ = rows[i]
+        _record_answer(ctx, sid, round, "student", "learning", answers[i][1], answers[i][0], student_v[i])
+        _record_answer(ctx, sid, round, "teacher", "reference", [], references[i].parsed.reply, teacher_v[i])
+        failed = [c.id for c in student_v[i].criteria if c.score < 1]
+        for criterion in failed:
+            failing[criterion] = failing.get(criterion, 0) + 1
+        if student_v[i].score < teacher_v[i].score and failed:
+            p, k = _improve(ctx, round, sid, flow, message, answers[i][0], student_v[i], failed)
+            proposed, kept = proposed + p, kept + k
+    student_mean = float(np.mean([v.score for v in student_v])) if student_v else 0.0
+    teacher_mean = float(np.mean([v.score for v in teacher_v])) if teacher_v else 0.0
+    return RoundOutcome(student_mean, teacher_mean, proposed, kept,
+                        sorted(failing, key=lambda c: -failing[c]))
+
+
+def _improve(ctx: TeachContext, round: int, sid: str, flow: str, message: str, reply: str, before: JudgeVerdict,
+             failed: list[str]) -> tuple[int, int]:
+    """Ask for strategies for the failed criteria; keep each only if re-running the scenario raised the score."""
+    request = _request("strategize", {"rubric": ctx.policy.rubric_text(flow), "message": message, "reply": reply,
+                                      "failed": ", ".join(failed)},
+                       {"action": "strategize", "flow": flow, "message": message, "reply": reply, "failed": failed},
+                       round)
+    completion = _one(ctx, request, Strategies)
+    proposed = kept = 0
+    library = ctx.library
+    for item in completion.parsed.strategies:
+        existing = _same_text(library, flow, item.text)
+        if existing is not None:
+            library.add_evidence(existing, {"support": _support(library, existing) + 1})
+            _add_scenario(library, existing, sid)
+            continue
+        retry, used = student_answer(ctx, message, ctx.learning_statuses(), extra=[item.text])
+        [after] = judge_all(ctx, [(flow, message, retry)], round, "judging the re-run")
+        evidence = {"score_before": before.score, "score_after": after.score, "scenario": sid, "support": 1,
+                    "criterion_fixed": any(c.id == item.criterion and c.score >= 1 for c in after.criteria)}
+        improved = after.score > before.score
+        status = ("approved" if ctx.spec.loop.auto_approve else "proposed") if improved else "rejected"
+        strategy = library.propose(flow, item.text, criterion=item.criterion, round=round,
+                                   teacher_call_id=completion.call_id, evidence=evidence, status=status,
+                                   provenance={"scenarios": [sid], "round": round,
+                                               "teacher_call_id": completion.call_id})
+        _record_answer(ctx, sid, round, "student", f"with:{strategy.id}", used, retry, after)
+        proposed += 1
+        kept += int(improved)
+    return proposed, kept
+
+
+def _same_text(library: StrategyLibrary, scope: str, text: str) -> str | None:
+    key = " ".join(text.lower().split())
+    for s in library.current():
+        if s.scope == scope and " ".join(s.text.lower().split()) == key and s.status != "rejected":
+            return s.id
+    return None
+
+
+def _support(library: StrategyLibrary, strategy_id: str) -> int:
+    return int(library.get(strategy_id).evidence.get("support", 1))
+
+
+def _add_scenario(library: StrategyLibrary, strategy_id: str, scenario_id: str) -> None:
+    """Another scenario where this strategy was called for: more evidence, better retrieval coverage."""
+    current = library.get(strategy_id)
+    scenarios = [*current.provenance.get("scenarios", []), scenario_id]
+    with library.store.transaction() as db:
+        db.execute("UPDATE strategies SET provenance_json=? WHERE id=? AND version=?",
+                   (json.dumps({**current.provenance, "scenarios": scenarios}), strategy_id, current.version))
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+def evaluate_heldout(ctx: TeachContext, statuses: set[str], condition: str, student: StudentClient | None = None,
+                     scenario_ids: list[str] | None = None) -> list[float]:
+    """Scores of the student on the held-out scenarios with strategies of ``statuses`` (empty: none)."""
+    client = student or ctx.student
+    rows = _scenarios(ctx, scenario_ids)
+    with console.progress(f"held-out: {condition}", len(rows)) as advance:
+        answers = []
+        for r in rows:
+            hits = ctx.retriever.retrieve(r["message"], statuses, ctx.spec.loop.top_k) if statuses else []
+            answers.append((client.answer(r["message"], [s.text for s, _ in hits]), [s.id for s, _ in hits]))
+            advance()
+    verdicts = judge_all(ctx, [(r["flow"], r["message"], a) for r, (a, _) in zip(rows, answers, strict=True)], 0,
+                         f"held-out: judging {condition}")
+    for r, (reply, used), v in zip(rows, answers, verdicts, strict=True):
+        _record_answer(ctx, r["id"], 0, "student", condition, used, reply, v)
+    return [v.score for v in verdicts]
+
+
+def teacher_heldout(ctx: TeachContext, scenario_ids: list[str] | None = None) -> list[float]:
+    rows = _scenarios(ctx, scenario_ids)
+    refs = _many(ctx, [_request("respond", {"task_description": ctx.spec.task.description,
+                                             "rubric": ctx.policy.rubric_text(r["flow"]), "message": r["message"]},
+                                 {"action": "respond", "flow": r["flow"], "message": r["message"]}, 0) for r in rows],
+                 Reply, "held-out: teacher references")
+    verdicts = judge_all(ctx, [(r["flow"], r["message"], ref.parsed.reply) for r, ref in zip(rows, refs, strict=True)],
+                         0, "held-out: judging the teacher")
+    for r, ref, v in zip(rows, refs, verdicts, strict=True):
+        _record_answer(ctx, r["id"], 0, "teacher", "heldout:teacher", [], ref.parsed.reply, v)
+    return [v.score for v in verdicts]
+
+
+def _scenarios(ctx: TeachContext, ids: list[str] | None) -> list[Any]:
+    rows = ctx.store.query("SELECT * FROM scenarios WHERE split='heldout' ORDER BY id")
+    return [r for r in rows if ids is None or r["id"] in ids]
+
+
+def record_heldout_effects(ctx: TeachContext, alone: list[float], with_strategies: list[float],
+                           condition: str) -> None:
+    """Per strategy: the mean held-out score change on the scenarios where it was retrieved."""
+    rows = ctx.store.query("SELECT scenario_id, strategy_ids_json FROM answers WHERE condition=? ORDER BY id",
+                           (condition,))
+    deltas: dict[str, list[float]] = {}
+    for (row, a, w) in zip(rows, alone, with_strategies, strict=False):
+        for sid in json.loads(row["strategy_ids_json"]):
+            deltas.setdefault(sid, []).append(w - a)
+    for sid, values in deltas.items():
+        ctx.library.add_evidence(sid, {"heldout_effect": round(float(np.mean(values)), 4), "heldout_n": len(values)})
+
+
+# -- the loop --------------------------------------------------------------------------------------
+
+
+def teach_loop(ctx: TeachContext) -> dict[str, Any]:
+    """Run the learning rounds, then evaluate on held-out scenarios; returns the summary."""
+    heldout = ensure_heldout(ctx)
+    target: list[str] = []
+    rounds = []
+    for round in range(1, ctx.spec.loop.max_rounds + 1):
+        outcome = learn_round(ctx, round, target)
+        rounds.append(outcome.__dict__)
+        console.info(f"round {round}: student {outcome.student_score:.3f} vs teacher {outcome.teacher_score:.3f}; "
+                     f"{outcome.kept}/{outcome.proposed} new strategies raised their scenario's score")
+        target = outcome.failing[:3]
+        if outcome.student_score >= outcome.teacher_score - ctx.spec.loop.parity_margin:
+            console.info(f"parity reached (margin {ctx.spec.loop.parity_margin}): stopping")
+            break
+    alone = evaluate_heldout(ctx, set(), "heldout:alone")
+    deploy = evaluate_heldout(ctx, set(DEPLOY_STATUSES), "heldout:approved")
+    learning = evaluate_heldout(ctx, ctx.learning_statuses(), "heldout:learning")
+    teacher = teacher_heldout(ctx)
+    record_heldout_effects(ctx, alone, learning, "heldout:learning")
+    return {"rounds": rounds, "heldout": {"n": len(heldout), "alone": alone, "approved": deploy,
+                                          "learning": learning, "teacher": teacher}}

@@ -1,0 +1,147 @@
+"""Running a dialogue (strategy-teaching) spec, and the production path used by `distill chat`."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent import console
+from agent.run import SPEC_FILE, _git_sha, memoised_embedder
+from agent.runtime import open_teacher, package_versions
+from agent.spec import DialogueRunSpec, SpecError, check_credentials, parse_any_spec
+from agent.store import RunStore
+from agent.strategies import DEPLOY_STATUSES, Retriever, StrategyLibrary
+from agent.student_llm import StudentClient, open_student
+from agent.teach import TeachContext, teach_loop
+from generators.policy import Policy
+
+SUMMARY_FILE = "teach_summary.json"
+
+
+def mean_ci(scores: list[float]) -> dict[str, float]:
+    """Mean with a normal-approximation 95% interval (n is reported beside it)."""
+    n = len(scores)
+    if n == 0:
+        return {"n": 0, "mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
+    mean = float(np.mean(scores))
+    half = 1.96 * float(np.std(scores, ddof=1)) / math.sqrt(n) if n > 1 else 0.0
+    return {"n": n, "mean": round(mean, 4), "lo": round(mean - half, 4), "hi": round(mean + half, 4)}
+
+
+def win_rate(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Pairwise a vs b per scenario: wins, ties, losses, and the Wilson 95% interval of the win share
+    among decided pairs."""
+    wins = sum(x > y for x, y in zip(a, b, strict=True))
+    losses = sum(x < y for x, y in zip(a, b, strict=True))
+    ties = len(a) - wins - losses
+    decided = wins + losses
+    if decided == 0:
+        return {"wins": wins, "ties": ties, "losses": losses, "win_rate": None, "lo": None, "hi": None}
+    p, z = wins / decided, 1.96
+    centre = (p + z * z / (2 * decided)) / (1 + z * z / decided)
+    half = z * math.sqrt(p * (1 - p) / decided + z * z / (4 * decided * decided)) / (1 + z * z / decided)
+    return {"wins": wins, "ties": ties, "losses": losses, "win_rate": round(p, 4),
+            "lo": round(centre - half, 4), "hi": round(centre + half, 4)}
+
+
+def summarise(heldout: dict[str, Any]) -> dict[str, Any]:
+    alone, learning, approved, teacher = (heldout[k] for k in ("alone", "learning", "approved", "teacher"))
+    return {
+        "n_scenarios": heldout["n"],
+        "score_student": mean_ci(alone), "score_student_with_strategies": mean_ci(learning),
+        "score_student_with_approved": mean_ci(approved), "score_teacher": mean_ci(teacher),
+        "with_vs_alone": win_rate(learning, alone), "student_vs_teacher": win_rate(learning, teacher),
+    }
+
+
+def create_dialogue_run(spec: DialogueRunSpec, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = spec.model_dump(mode="json")
+    (run_dir / SPEC_FILE).write_text(json.dumps(data, indent=2))
+    store = RunStore(run_dir / "run.sqlite")
+    store.create_run(run_dir.name, spec.name, data, package_versions(), _git_sha())
+    store.close()
+
+
+def load_dialogue_spec(run_dir: Path) -> DialogueRunSpec:
+    path = run_dir / SPEC_FILE
+    if not path.is_file():
+        raise SpecError([f"RUN_DIR: {run_dir} is not a distill run (no {SPEC_FILE})"])
+    spec = parse_any_spec(json.loads(path.read_text()), run_dir)
+    if not isinstance(spec, DialogueRunSpec):
+        raise SpecError([f"RUN_DIR: {run_dir} is a classification run; strategies belong to dialogue runs"])
+    return spec
+
+
+def execute_dialogue(run_dir: Path, *, embed: Callable[[list[str]], np.ndarray] | None = None,
+                     student: StudentClient | None = None) -> dict[str, Any]:
+    """Run strategy teaching in ``run_dir``; writes teach_summary.json and returns the summary."""
+    spec = load_dialogue_spec(run_dir)
+    check_credentials(spec)
+    store = RunStore(run_dir / "run.sqlite")
+    try:
+        store.set_run_status("running")
+        embed = embed or memoised_embedder(None)
+        with open_teacher(spec, store, run_dir / "cache.sqlite") as teacher, _student(spec, student) as client:
+            ctx = TeachContext(spec, store, teacher, client, embed, Policy.load(spec.task.policy))
+            result = teach_loop(ctx)
+        summary = {**summarise(result["heldout"]), "rounds": result["rounds"],
+                   "n_strategies_approved": len(StrategyLibrary(store).current(["approved"])),
+                   "n_strategies_proposed": len(StrategyLibrary(store).current(["proposed"])),
+                   "n_strategies_rejected": len(StrategyLibrary(store).current(["rejected"])),
+                   "teacher": store.call_summary()}
+        (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        store.set_run_status("finished", "strategy teaching finished")
+        return summary
+    except BaseException:
+        store.set_run_status("interrupted")
+        raise
+    finally:
+        store.close()
+
+
+class _Given:
+    """A context manager around an already-open student client (tests, benchmarks)."""
+
+    def __init__(self, client: StudentClient) -> None:
+        self.client = client
+
+    def __enter__(self) -> StudentClient:
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _student(spec: DialogueRunSpec, given: StudentClient | None) -> Any:
+    return _Given(given) if given is not None else open_student(spec.student)
+
+
+def chat_answer(run_dir: Path, message: str, student: StudentClient,
+                embed: Callable[[list[str]], np.ndarray]) -> tuple[str, list[tuple[str, str, float]]]:
+    """The production path: retrieve *approved* strategies only, prompt the student, answer."""
+    spec = load_dialogue_spec(run_dir)
+    store = RunStore(run_dir / "run.sqlite")
+    try:
+        hits = Retriever(store, StrategyLibrary(store), embed).retrieve(message, DEPLOY_STATUSES, spec.loop.top_k)
+    finally:
+        store.close()
+    reply = student.answer(message, [s.text for s, _ in hits])
+    return reply, [(s.id, s.text, score) for s, score in hits]
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    def fmt(m: dict[str, float]) -> str:
+        return f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] (n={m['n']})"
+
+    console.info(f"held-out rubric score, student alone:           {fmt(summary['score_student'])}")
+    console.info(f"held-out rubric score, student + strategies:    {fmt(summary['score_student_with_strategies'])}")
+    console.info(f"held-out rubric score, student + approved only: {fmt(summary['score_student_with_approved'])}")
+    console.info(f"held-out rubric score, teacher:                 {fmt(summary['score_teacher'])}")
+    w = summary["with_vs_alone"]
+    console.info(f"with strategies vs alone: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses")
