@@ -120,10 +120,14 @@ class ClassificationTask(_Strict):
 
 
 class StudentSpec(_Strict):
+    """The encoder student; defaults are the recipe measured by bench/student_recipe.py."""
+
     base_model: str | None = Field(None, description="HF folder; default: the packaged all-MiniLM-L6-v2.")
     max_length: int = Field(64, ge=8, le=512)
-    epochs: int = Field(8, ge=1, le=200)
-    lr: float = Field(5e-5, gt=0, lt=1)
+    epochs: int = Field(4, ge=1, le=200)
+    min_steps: int = Field(150, ge=0, description="At least this many optimisation steps, however small the data.")
+    lr: float = Field(5e-5, gt=0, lt=1, description="Encoder body learning rate.")
+    head_lr: float = Field(3e-3, gt=0, lt=1, description="Linear head learning rate (≫ lr).")
     batch_size: int = Field(16, ge=1, le=1024)
     warm_start: bool = False
     seed: int = 0

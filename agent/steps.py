@@ -335,8 +335,8 @@ def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
     if ctx.store.round_status(round) != "filtered" and (out / "labels.json").is_file():
         return json.loads((out / "train_stats.json").read_text())
     s = ctx.spec.student
-    config = EncoderConfig(base_model=s.base_model, max_length=s.max_length, epochs=s.epochs, lr=s.lr,
-                           batch_size=s.batch_size, seed=s.seed, warm_start=s.warm_start)
+    config = EncoderConfig(base_model=s.base_model, max_length=s.max_length, epochs=s.epochs, min_steps=s.min_steps,
+                           lr=s.lr, head_lr=s.head_lr, batch_size=s.batch_size, seed=s.seed, warm_start=s.warm_start)
     previous = ctx.model_dir(round - 1)
     if s.warm_start and round > 0 and (previous / "labels.json").is_file():
         student = EncoderClassifier.load(previous)

@@ -273,10 +273,10 @@ def _add_scenario(library: StrategyLibrary, strategy_id: str, scenario_id: str) 
 
 
 def evaluate_heldout(ctx: TeachContext, statuses: set[str], condition: str, student: StudentClient | None = None,
-                     scenario_ids: list[str] | None = None) -> list[float]:
+                     split: str = "heldout") -> list[float]:
     """Scores of the student on the held-out scenarios with strategies of ``statuses`` (empty: none)."""
     client = student or ctx.student
-    rows = _scenarios(ctx, scenario_ids)
+    rows = _scenarios(ctx, split)
     with console.progress(f"held-out: {condition}", len(rows)) as advance:
         answers = []
         for r in rows:
@@ -290,8 +290,8 @@ def evaluate_heldout(ctx: TeachContext, statuses: set[str], condition: str, stud
     return [v.score for v in verdicts]
 
 
-def teacher_heldout(ctx: TeachContext, scenario_ids: list[str] | None = None) -> list[float]:
-    rows = _scenarios(ctx, scenario_ids)
+def teacher_heldout(ctx: TeachContext, split: str = "heldout") -> list[float]:
+    rows = _scenarios(ctx, split)
     refs = _many(ctx, [_request("respond", {"task_description": ctx.spec.task.description,
                                              "rubric": ctx.policy.rubric_text(r["flow"]), "message": r["message"]},
                                  {"action": "respond", "flow": r["flow"], "message": r["message"]}, 0) for r in rows],
@@ -303,9 +303,16 @@ def teacher_heldout(ctx: TeachContext, scenario_ids: list[str] | None = None) ->
     return [v.score for v in verdicts]
 
 
-def _scenarios(ctx: TeachContext, ids: list[str] | None) -> list[Any]:
-    rows = ctx.store.query("SELECT * FROM scenarios WHERE split='heldout' ORDER BY id")
-    return [r for r in rows if ids is None or r["id"] in ids]
+def _scenarios(ctx: TeachContext, split: str) -> list[Any]:
+    return ctx.store.query("SELECT * FROM scenarios WHERE split=? ORDER BY id", (split,))
+
+
+def add_transfer_scenarios(ctx: TeachContext, n: int, seed: int = 7) -> list[str]:
+    """Real customer messages from ``task.scenarios.file`` as a second, differently sourced held-out set."""
+    if ctx.spec.task.scenarios.file is None:
+        raise ValueError("transfer scenarios need task.scenarios.file (real customer messages)")
+    existing = [r["id"] for r in _scenarios(ctx, "transfer")]
+    return existing or _store_scenarios(ctx, scenarios_from_file(ctx, n, seed), "transfer", 0)
 
 
 def record_heldout_effects(ctx: TeachContext, alone: list[float], with_strategies: list[float],
@@ -340,8 +347,12 @@ def teach_loop(ctx: TeachContext) -> dict[str, Any]:
             break
     alone = evaluate_heldout(ctx, set(), "heldout:alone")
     deploy = evaluate_heldout(ctx, set(DEPLOY_STATUSES), "heldout:approved")
-    learning = evaluate_heldout(ctx, ctx.learning_statuses(), "heldout:learning")
+    # With nothing left unapproved, "learning" retrieves exactly the deploy set: reuse, don't re-generate.
+    extra = ctx.learning_statuses() - set(DEPLOY_STATUSES)
+    learning = (evaluate_heldout(ctx, ctx.learning_statuses(), "heldout:learning")
+                if ctx.library.current(extra) else deploy)
+    condition = "heldout:learning" if learning is not deploy else "heldout:approved"
     teacher = teacher_heldout(ctx)
-    record_heldout_effects(ctx, alone, learning, "heldout:learning")
+    record_heldout_effects(ctx, alone, learning, condition)
     return {"rounds": rounds, "heldout": {"n": len(heldout), "alone": alone, "approved": deploy,
                                           "learning": learning, "teacher": teacher}}

@@ -43,7 +43,7 @@ def write_spec(tmp_path: Path, tiny_model: str, teacher: dict[str, Any], **loop:
         "task": {"description": "Messages to a bank.", "labels": [{"name": n, "description": n} for n in LABELS],
                  "seed_examples": "seed.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"},
         "teacher": teacher,
-        "student": {"base_model": tiny_model, "epochs": 3, "batch_size": 8, "lr": 1e-3, "seed": 0},
+        "student": {"base_model": tiny_model, "epochs": 3, "min_steps": 20, "batch_size": 8, "lr": 1e-3, "seed": 0},
         "loop": {"max_rounds": 2, "seed_per_label": 4, "examples_per_round": 12, "patience": 5,
                  "batch_per_call": 4, **loop},
         # The tiny random encoder maps every text near every other (cosine ~0.98), so near-duplicate

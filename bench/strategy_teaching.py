@@ -1,0 +1,144 @@
+"""Strategy teaching with a real small student LLM: does the learned, audited library help on held-out scenarios?
+
+    python bench/strategy_teaching.py [--quick] --json bench/results/strategy_teaching.json
+
+Setup (examples/support): the simulator plays the teacher (scenario writer, reference, judge, strategist)
+from a policy derived from the ABCD agent guidelines; the student is SmolLM2-135M-Instruct on CPU, reached
+over its OpenAI-compatible local server, greedy decoding. Strategies that raised their scenario's score
+are approved automatically here (a stand-in for the human reviewer; `distill strategies` is the real path).
+
+Measured on held-out teacher-written scenarios (never learned on): student alone, student + approved
+strategies, teacher. Transfer: the same library applied (a) to a different decoding setting (sampling at
+temperature 0.7) and (b) to real customer messages from a different source file (Bitext test split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DISTILL_QUIET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import yaml  # noqa: E402
+
+SUPPORT = ROOT / "examples" / "support"
+
+
+def write_spec(folder: Path, learn: int, heldout: int, rounds: int) -> Path:
+    for name in ("policy.yaml", "customer_messages.jsonl", "heldout_messages.jsonl"):
+        shutil.copy(SUPPORT / name, folder / name)
+    spec = yaml.safe_load((SUPPORT / "spec.yaml").read_text())
+    spec["task"]["scenarios"] = {"source": "teacher", "file": "heldout_messages.jsonl", "learn": learn,
+                                 "heldout": heldout}
+    spec["teacher"]["knobs"] = {"seed": 0}
+    spec["loop"].update({"max_rounds": rounds, "auto_approve": True})
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def transfer(run_dir: Path, n_file: int) -> dict[str, Any]:
+    """The approved library applied to another decoding setting and to differently sourced scenarios."""
+    from agent.run import memoised_embedder
+    from agent.runtime import open_teacher
+    from agent.store import RunStore
+    from agent.strategies import DEPLOY_STATUSES
+    from agent.student_llm import open_student
+    from agent.teach import TeachContext, add_transfer_scenarios, evaluate_heldout, teacher_heldout
+    from agent.teach_run import load_dialogue_spec, mean_ci, win_rate
+    from generators.policy import Policy
+
+    spec = load_dialogue_spec(run_dir)
+    store = RunStore(run_dir / "run.sqlite")
+    out: dict[str, Any] = {}
+    embed = memoised_embedder(None)
+    with open_teacher(spec, store, run_dir / "cache.sqlite") as teacher:
+        with open_student(spec.student, temperature=0.7) as sampled:
+            ctx = TeachContext(spec, store, teacher, sampled, embed, Policy.load(spec.task.policy))
+            alone = evaluate_heldout(ctx, set(), "transfer:sampled:alone")
+            helped = evaluate_heldout(ctx, set(DEPLOY_STATUSES), "transfer:sampled:approved")
+            out["decoding_t0.7"] = {"alone": mean_ci(alone), "with_strategies": mean_ci(helped),
+                                    "with_vs_alone": win_rate(helped, alone)}
+        with open_student(spec.student) as greedy:
+            ctx = TeachContext(spec, store, teacher, greedy, embed, Policy.load(spec.task.policy))
+            add_transfer_scenarios(ctx, n_file)
+            alone = evaluate_heldout(ctx, set(), "transfer:file:alone", split="transfer")
+            helped = evaluate_heldout(ctx, set(DEPLOY_STATUSES), "transfer:file:approved", split="transfer")
+            teacher_scores = teacher_heldout(ctx, split="transfer")
+            out["bitext_test_messages"] = {"alone": mean_ci(alone), "with_strategies": mean_ci(helped),
+                                           "teacher": mean_ci(teacher_scores),
+                                           "with_vs_alone": win_rate(helped, alone)}
+    store.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 round, 6 learning and 8 held-out scenarios")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    learn, heldout, rounds, n_file = (6, 8, 1, 8) if args.quick else (12, 24, 2, 24)
+    from agent.spec import load_any_spec
+    from agent.store import RunStore
+    from agent.strategies import StrategyLibrary
+    from agent.teach_run import create_dialogue_run, execute_dialogue
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        spec = load_any_spec(write_spec(folder, learn, heldout, rounds))
+        run_dir = folder / "run"
+        create_dialogue_run(spec, run_dir)  # type: ignore[arg-type]
+        summary = execute_dialogue(run_dir)
+        result = {
+            "n_scenarios": summary["n_scenarios"],
+            "score_student": summary["score_student"]["mean"],
+            "score_student_with_strategies": summary["score_student_with_approved"]["mean"],
+            "score_teacher": summary["score_teacher"]["mean"],
+            "n_strategies_approved": summary["n_strategies_approved"],
+            "n_strategies_rejected": summary["n_strategies_rejected"],
+            "intervals": {k: summary[k] for k in ("score_student", "score_student_with_approved", "score_teacher")},
+            "with_vs_alone": summary["with_vs_alone"], "rounds": summary["rounds"],
+            "transfer": transfer(run_dir, n_file),
+        }
+        library = StrategyLibrary(RunStore(run_dir / "run.sqlite"))
+        result["approved_strategies"] = [{"scope": s.scope, "criterion": s.criterion, "text": s.text,
+                                          "evidence": s.evidence} for s in library.current(["approved"])]
+    result["wall_s"] = time.perf_counter() - started
+    print_table(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+def print_table(r: dict[str, Any]) -> None:
+    def fmt(m: dict[str, Any]) -> str:
+        return f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] n={m['n']}"
+
+    iv = r["intervals"]
+    print(f"held-out teacher-written scenarios (rubric score, mean [95% CI]):")
+    print(f"  student alone              {fmt(iv['score_student'])}")
+    print(f"  student + approved library {fmt(iv['score_student_with_approved'])}")
+    print(f"  teacher                    {fmt(iv['score_teacher'])}")
+    w = r["with_vs_alone"]
+    print(f"  with vs alone: {w['wins']} wins / {w['ties']} ties / {w['losses']} losses")
+    print(f"strategies approved {r['n_strategies_approved']}, rejected (no effect) {r['n_strategies_rejected']}")
+    for name, t in r["transfer"].items():
+        tw = t["with_vs_alone"]
+        print(f"transfer {name}: alone {fmt(t['alone'])} → with {fmt(t['with_strategies'])}; "
+              f"{tw['wins']}/{tw['ties']}/{tw['losses']} W/T/L")
+    print(f"wall time {r['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
