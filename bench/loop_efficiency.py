@@ -73,14 +73,16 @@ def make_task(dataset: str, seed: int, folder: Path, per_label: tuple[int, int],
 
 
 def spec_for(dataset: str, labels: list[str], method: str, seed: int, rounds: int, per_round: int,
-             seed_per_label: int) -> dict[str, Any]:
+             seed_per_label: int, base_model: str | None) -> dict[str, Any]:
     return {
         "name": f"bench-{dataset}-{method}-{seed}",
         "task": {"description": f"Classify {dataset} texts.", "labels": [{"name": n} for n in labels],
                  "seed_examples": "seed.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"},
         "teacher": {"provider": "simulator", "pool": "pool.jsonl", "max_concurrency": 16,
                     "knobs": {"seed": seed, "label_noise": 0.05, "dup_rate": 0.03, "copy_rate": 0.03}},
-        "student": {"seed": seed},
+        "student": {"seed": seed, "base_model": base_model},
+        # A tiny test encoder puts every text near every other: near-duplicate checks only with the real one.
+        **({"filters": {"near_duplicate_threshold": 0.9999, "leakage_threshold": 0.9999}} if base_model else {}),
         "loop": {"method": "pgkd" if method == "seed_only" else method,
                  "max_rounds": 0 if method == "seed_only" else rounds, "seed_per_label": seed_per_label,
                  "examples_per_round": per_round, "patience": rounds + 1, "batch_per_call": 5},
@@ -119,7 +121,8 @@ def score(gold: list[str], predicted: list[str], labels: list[str]) -> tuple[flo
             float(accuracy_score(gold, predicted)))
 
 
-def baselines(pgkd: dict[str, Any], test: list[dict[str, str]], labels: list[str]) -> dict[str, dict[str, Any]]:
+def baselines(pgkd: dict[str, Any], test: list[dict[str, str]], labels: list[str],
+              base_model: str | None) -> dict[str, dict[str, Any]]:
     from trainers.baselines import frozen_embedding_lr, tfidf_lr
     from trainers.embeddings import SentenceEmbedder
 
@@ -128,7 +131,7 @@ def baselines(pgkd: dict[str, Any], test: list[dict[str, str]], labels: list[str
     out = {}
     for name, fn in (("tfidf_lr", lambda: tfidf_lr(pgkd["kept_texts"], pgkd["kept_labels"], texts)),
                      ("embed_lr", lambda: frozen_embedding_lr(pgkd["kept_texts"], pgkd["kept_labels"], texts,
-                                                              SentenceEmbedder()))):
+                                                              SentenceEmbedder(base_model)))):
         started = time.perf_counter()
         f1, acc = score(gold, fn(), labels)
         out[name] = {"macro_f1": f1, "accuracy": acc, "examples": pgkd["examples"], "teacher_tokens": 0,
@@ -136,7 +139,7 @@ def baselines(pgkd: dict[str, Any], test: list[dict[str, str]], labels: list[str
     return out
 
 
-def all_real(task: dict[str, Any], seed: int, cap_per_label: int) -> dict[str, Any]:
+def all_real(task: dict[str, Any], seed: int, cap_per_label: int, base_model: str | None) -> dict[str, Any]:
     from trainers.encoder import EncoderClassifier, EncoderConfig
     from trainers.evaluate import evaluate
 
@@ -147,7 +150,7 @@ def all_real(task: dict[str, Any], seed: int, cap_per_label: int) -> dict[str, A
         rng.shuffle(items)
         train += items[:cap_per_label]
     started = time.perf_counter()
-    student = EncoderClassifier.create(task["labels"], EncoderConfig(seed=seed))
+    student = EncoderClassifier.create(task["labels"], EncoderConfig(seed=seed, base_model=base_model))
     student.train([r["text"] for r in train], [r["label"] for r in train])
     texts = [r["text"] for r in task["test"]]
     evaluation = evaluate([r["label"] for r in task["test"]], student.predict_proba(texts), task["labels"])
@@ -179,6 +182,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", default="trec,banking77")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--per-round", type=int, default=0, help="examples per round (default 5 per label, ≥60)")
+    parser.add_argument("--base-model", default=None, help="student encoder folder (default: packaged MiniLM)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -190,20 +195,22 @@ def main() -> None:
     for dataset in datasets:
         per_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         n_labels = len(BANKING_LABELS) if dataset == "banking77" else 6
-        per_round = 5 * n_labels if dataset == "banking77" else 60
+        per_round = args.per_round or max(60, 5 * n_labels)
         test_cap = 0
         for seed in seeds:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
                 task = make_task(dataset, seed, folder, (5, 10), test_cap)
                 for method in METHODS:
-                    spec = spec_for(dataset, task["labels"], method, seed, rounds, per_round, seed_per_label=5)
+                    spec = spec_for(dataset, task["labels"], method, seed, rounds, per_round, seed_per_label=5,
+                                    base_model=args.base_model)
                     per_method[method].append(run_method(folder, spec))
                     print(f"{dataset} seed {seed} {method}: test macro-F1 {per_method[method][-1]['macro_f1']:.3f}",
                           flush=True)
-                for name, row in baselines(per_method["pgkd"][-1], task["test"], task["labels"]).items():
+                for name, row in baselines(per_method["pgkd"][-1], task["test"], task["labels"],
+                                           args.base_model).items():
                     per_method[name].append(row)
-                per_method["all_real"].append(all_real(task, seed, cap_per_label=300))
+                per_method["all_real"].append(all_real(task, seed, 300, args.base_model))
                 print(f"{dataset} seed {seed} all_real: {per_method['all_real'][-1]['macro_f1']:.3f}", flush=True)
         summary = {m: summarise(rows) for m, rows in per_method.items()}
         summary["pgkd_minus_uniform"] = paired(summary["pgkd"]["per_seed_macro_f1"],
