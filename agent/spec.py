@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -266,35 +266,34 @@ def _resolve_paths(spec: RunSpec | DialogueRunSpec, base: Path) -> list[str]:
     return problems
 
 
-def parse_any_spec(data: Any, base_dir: Path) -> RunSpec | DialogueRunSpec:
-    """Validate a spec of either kind (``task.kind``: classification or dialogue)."""
-    if not isinstance(data, dict):
-        raise SpecError(["(top level): the spec must be a YAML mapping — start with 'name:', 'task:', 'teacher:'"])
-    task = data.get("task")
-    if isinstance(task, dict) and task.get("kind") == "dialogue":
-        try:
-            dialogue = DialogueRunSpec.model_validate(data)
-        except ValidationError as exc:
-            raise SpecError([_format_error(e) for e in exc.errors()]) from None
-        problems = _resolve_paths(dialogue, base_dir)
-        if problems:
-            raise SpecError(problems)
-        return dialogue
-    return parse_spec(data, base_dir)
+SpecT = TypeVar("SpecT", RunSpec, DialogueRunSpec)
 
 
-def parse_spec(data: Any, base_dir: Path) -> RunSpec:
-    """Validate a classification spec given as plain data; raise ``SpecError`` listing every problem."""
+def _validate(model: type[SpecT], data: Any, base_dir: Path) -> SpecT:
+    """Validate ``data`` as ``model``, resolve its paths; raise ``SpecError`` listing every problem."""
     if not isinstance(data, dict):
         raise SpecError(["(top level): the spec must be a YAML mapping — start with 'name:', 'task:', 'teacher:'"])
     try:
-        spec = RunSpec.model_validate(data)
+        spec = model.model_validate(data)
     except ValidationError as exc:
         raise SpecError([_format_error(e) for e in exc.errors()]) from None
     problems = _resolve_paths(spec, base_dir)
     if problems:
         raise SpecError(problems)
     return spec
+
+
+def parse_any_spec(data: Any, base_dir: Path) -> RunSpec | DialogueRunSpec:
+    """Validate a spec of either kind (``task.kind``: classification or dialogue)."""
+    task = data.get("task") if isinstance(data, dict) else None
+    if isinstance(task, dict) and task.get("kind") == "dialogue":
+        return _validate(DialogueRunSpec, data, base_dir)
+    return _validate(RunSpec, data, base_dir)
+
+
+def parse_spec(data: Any, base_dir: Path) -> RunSpec:
+    """Validate a classification spec given as plain data."""
+    return _validate(RunSpec, data, base_dir)
 
 
 def read_spec_data(path: Path) -> Any:
