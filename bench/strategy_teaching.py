@@ -126,7 +126,7 @@ def print_table(r: dict[str, Any]) -> None:
         return f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] n={m['n']}"
 
     iv = r["intervals"]
-    print(f"held-out teacher-written scenarios (rubric score, mean [95% CI]):")
+    print("held-out teacher-written scenarios (rubric score, mean [95% CI]):")
     print(f"  student alone              {fmt(iv['score_student'])}")
     print(f"  student + approved library {fmt(iv['score_student_with_approved'])}")
     print(f"  teacher                    {fmt(iv['score_teacher'])}")

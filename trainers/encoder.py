@@ -1,0 +1,396 @@
+"""The encoder student: a sentence encoder with mean pooling and a linear head, fine-tuned on CPU.
+
+Small data is the normal case in distillation, and plain fine-tuning (a CLS pooler head from
+scratch, one learning rate, a fixed number of epochs) loses to logistic regression on frozen
+embeddings there. The recipe here (defaults measured by ``bench/student_recipe.py``):
+
+1. **Mean pooling + L2 normalisation + linear head**, the geometry the sentence model was trained
+   with, so the pre-trained features are useful from step 0.
+2. **The head starts as a logistic regression** fitted on the frozen embeddings of the training
+   set (LP-FT): fine-tuning begins at the frozen-embedding baseline instead of at chance, and the
+   early gradients do not scramble the features to fit a random head.
+3. **Head learning rate ≫ body learning rate**, label smoothing, and **a minimum number of
+   optimisation steps**, so 5 examples per class still get enough updates while large sets are
+   bounded by ``epochs``.
+
+Everything else is a lean torch loop: dynamic padding with length-grouped batches (padding to a
+fixed length is 4–5× slower on CPU), a seeded data order, and a warm start that continues from a
+saved folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainers.embeddings import (
+    length_sorted_batches,
+    load_encoder,
+    load_tokenizer,
+    mean_pool,
+    pad_batch,
+    pad_id,
+    resolve_base_model,
+)
+from trainers.model_card import render_model_card
+
+Progress = Callable[[int, int], None]
+
+STUDENT_FILE = "distill_student.json"
+LABELS_FILE = "labels.json"
+HEAD_FILE = "head.safetensors"
+FORMAT = "distill-encoder-classifier"
+FORMAT_VERSION = 1
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class EncoderConfig:
+    """How the encoder student is built and trained; saved in full with every model folder."""
+
+    base_model: str | None = field(default=None, metadata=_help(
+        "Local Hugging Face folder of the encoder; None: the packaged all-MiniLM-L6-v2."))
+    max_length: int = field(default=64, metadata=_help("Tokens per text; longer texts are truncated."))
+    epochs: int = field(default=3, metadata=_help(
+        "Passes over the training set, unless min_steps asks for more (small data) or max_steps for fewer."))
+    min_steps: int = field(default=150, metadata=_help(
+        "At least this many optimisation steps, however small the data: tiny sets need updates, not epochs."))
+    max_steps: int | None = field(default=None, metadata=_help("Cap on optimisation steps (None: no cap)."))
+    lr: float = field(default=1e-4, metadata=_help("Peak learning rate of the encoder body (AdamW)."))
+    head_lr: float = field(default=3e-3, metadata=_help("Peak learning rate of the linear head; ≫ lr."))
+    batch_size: int = field(default=16, metadata=_help("Texts per optimisation step."))
+    seed: int = field(default=0, metadata=_help("Seeds head init, dropout and data order."))
+    warm_start: bool = field(default=False, metadata=_help(
+        "Recorded for provenance: the caller continues from a loaded student rather than the base model."))
+    head_init: Literal["logistic", "random"] = field(default="logistic", metadata=_help(
+        "logistic: head = LR fitted on frozen embeddings of the training set (LP-FT); random: plain init."))
+    head_init_c: float = field(default=10.0, metadata=_help("Inverse regularisation C of that LR."))
+    label_smoothing: float = field(default=0.1, metadata=_help("Cross-entropy label smoothing, in [0, 1)."))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on biases/LayerNorm)."))
+    warmup_ratio: float = field(default=0.1, metadata=_help("Share of steps with linear LR warm-up."))
+    freeze_embeddings: bool = field(default=True, metadata=_help(
+        "Keep the token-embedding matrix fixed: half the parameters, faster steps, less overfitting."))
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool, str]] = [
+            ("max_length", self.max_length >= 8, "must be ≥ 8"),
+            ("epochs", self.epochs >= 1, "must be ≥ 1"),
+            ("min_steps", self.min_steps >= 0, "must be ≥ 0"),
+            ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be ≥ 1 or None"),
+            ("lr", 0 < self.lr < 1, "must be in (0, 1)"),
+            ("head_lr", 0 < self.head_lr < 1, "must be in (0, 1)"),
+            ("batch_size", self.batch_size >= 1, "must be ≥ 1"),
+            ("head_init", self.head_init in ("logistic", "random"), "must be 'logistic' or 'random'"),
+            ("head_init_c", self.head_init_c > 0, "must be > 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "must be ≥ 0"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be in [0, 1)"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"EncoderConfig.{name} {rule}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
+        """Rebuild a saved config; unknown keys are an error that names them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"EncoderConfig: unknown field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+    def total_steps(self, n_examples: int) -> int:
+        """Optimisation steps for a training set of ``n_examples``: epochs, floored and capped."""
+        steps = max(self.min_steps, self.epochs * math.ceil(n_examples / self.batch_size))
+        return min(steps, self.max_steps) if self.max_steps is not None else steps
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    """What one call to ``train`` did."""
+
+    steps: int
+    epochs: float  # may be fractional: min_steps/max_steps decide, not whole passes
+    seconds: float
+    examples_per_s: float
+    final_loss: float  # mean training loss over the last epoch's worth of steps
+
+
+class MeanPoolClassifier(nn.Module):
+    """encoder → mean pooling → L2 normalisation → linear head (logits)."""
+
+    def __init__(self, encoder: Any, num_labels: int) -> None:  # encoder: a transformers PreTrainedModel
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(int(encoder.config.hidden_size), num_labels)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.head(self.embed(input_ids, attention_mask))
+        return logits
+
+
+class EncoderClassifier:
+    """A trainable, savable text classifier; ``labels`` fixes the column order of probabilities."""
+
+    def __init__(self, labels: list[str], config: EncoderConfig, model: MeanPoolClassifier, tokenizer: Any,
+                 head_trained: bool = False) -> None:
+        self.labels = list(labels)
+        self.config = config
+        self.model = model
+        self.tokenizer = tokenizer
+        self.head_trained = head_trained  # False: the next train() initialises the head first
+        self._index = {label: i for i, label in enumerate(self.labels)}
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, labels: list[str], config: EncoderConfig | None = None) -> EncoderClassifier:
+        """A fresh student on the config's base model; the head is set up by the first ``train``."""
+        config = config or EncoderConfig()
+        _check_labels(labels)
+        path = resolve_base_model(config.base_model)
+        encoder = load_encoder(path)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)  # the random head is part of the seeded state
+            model = MeanPoolClassifier(encoder, len(labels))
+        return cls(labels, config, model, load_tokenizer(path))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> EncoderClassifier:
+        """Restore a folder written by ``save``: same weights, labels, tokenizer and config."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        meta_path = directory / STUDENT_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{directory} is not a distill encoder student (no {STUDENT_FILE})")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        labels = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
+        config = EncoderConfig.from_dict(meta["config"])
+        model = MeanPoolClassifier(load_encoder(str(directory)), len(labels))
+        model.head.load_state_dict(load_file(str(directory / HEAD_FILE)))
+        return cls(labels, config, model, load_tokenizer(str(directory)), head_trained=True)
+
+    def save(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
+        """Write a ``save_pretrained`` encoder folder plus head, labels, full config and a model card."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.encoder.save_pretrained(str(directory))
+        self.tokenizer.save_pretrained(str(directory))
+        save_file({k: v.detach().contiguous() for k, v in self.model.head.state_dict().items()},
+                  str(directory / HEAD_FILE))
+        labels = json.dumps(self.labels, indent=1, ensure_ascii=False)
+        (directory / LABELS_FILE).write_text(labels, encoding="utf-8")
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "pooling": "mean", "normalize": True,
+                "config": asdict(self.config), "card": card or {}}
+        (directory / STUDENT_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False, default=str),
+                                              encoding="utf-8")
+        readme = render_model_card(card or {}, labels=self.labels, config=asdict(self.config))
+        (directory / "README.md").write_text(readme, encoding="utf-8")
+        return directory
+
+    # -- training -----------------------------------------------------------------------------
+
+    def train(self, texts: list[str], labels: list[str], *, progress: Progress | None = None) -> TrainStats:
+        """Fine-tune on ``texts``/``labels`` (continuing from the current weights); deterministic per seed."""
+        targets = self._targets(texts, labels)
+        ids = self._tokenize(texts)
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            if not self.head_trained:
+                self._init_head(ids, targets)
+            total = cfg.total_steps(len(texts))
+            started = time.perf_counter()
+            losses, seen = self._optimise(ids, targets, total, progress)
+        seconds = time.perf_counter() - started
+        self.head_trained = True
+        per_epoch = math.ceil(len(texts) / cfg.batch_size)
+        return TrainStats(steps=total, epochs=seen / len(texts), seconds=seconds,
+                          examples_per_s=seen / max(seconds, 1e-9),
+                          final_loss=float(np.mean(losses[-per_epoch:])))
+
+    def _targets(self, texts: list[str], labels: list[str]) -> torch.Tensor:
+        if len(texts) != len(labels):
+            raise ValueError(f"texts and labels differ in length: {len(texts)} vs {len(labels)}")
+        if not texts:
+            raise ValueError("no training examples")
+        unknown = sorted({label for label in labels if label not in self._index})
+        if unknown:
+            raise ValueError(f"labels not in the student's label set: {', '.join(unknown[:10])}")
+        return torch.tensor([self._index[label] for label in labels], dtype=torch.long)
+
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids without padding; each batch is padded to its own longest text (dynamic padding)."""
+        return list(self.tokenizer(texts, truncation=True, max_length=self.config.max_length)["input_ids"])
+
+    def _init_head(self, ids: list[list[int]], targets: torch.Tensor) -> None:
+        """LP-FT: start the head as a logistic regression on the frozen embeddings (or keep it random)."""
+        if self.config.head_init != "logistic" or len(set(targets.tolist())) < 2:
+            return  # LR needs two classes; the random head then learns from scratch
+        features = self._embed(ids)
+        weight, bias = _logistic_head(features, targets.numpy(), len(self.labels), self.config.head_init_c)
+        with torch.no_grad():
+            self.model.head.weight.copy_(torch.from_numpy(weight))
+            self.model.head.bias.copy_(torch.from_numpy(bias))
+
+    def _optimise(self, ids: list[list[int]], targets: torch.Tensor, total: int,
+                  progress: Progress | None) -> tuple[list[float], int]:
+        """The training loop, top to bottom: batch, forward, loss, backward, step, schedule.
+
+        Returns the loss of every step and the number of examples seen.
+        """
+        optimizer = self._optimizer()
+        warmup = _warmup_linear(total, self.config.warmup_ratio)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+        pad = pad_id(self.tokenizer)
+        losses: list[float] = []
+        seen = 0
+        self.model.train()
+        for step, batch in enumerate(self._batches(ids, total), start=1):
+            loss = loss_fn(self.model(*pad_batch([ids[i] for i in batch], pad)), targets[batch])
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+            seen += len(batch)
+            if progress is not None:
+                progress(step, total)
+        self.model.eval()
+        return losses, seen
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """AdamW with two learning rates: a fast head on top of a gently moved body."""
+        body_decay: list[nn.Parameter] = []
+        body_plain: list[nn.Parameter] = []
+        for name, param in self.model.encoder.named_parameters():
+            if self.config.freeze_embeddings and "word_embeddings" in name:
+                param.requires_grad_(False)  # why: half the weights; few examples cannot move a vocabulary
+                continue
+            param.requires_grad_(True)
+            (body_plain if param.ndim < 2 else body_decay).append(param)
+        groups = [
+            {"params": body_decay, "lr": self.config.lr, "weight_decay": self.config.weight_decay},
+            {"params": body_plain, "lr": self.config.lr, "weight_decay": 0.0},
+            {"params": list(self.model.head.parameters()), "lr": self.config.head_lr, "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups)
+
+    def _batches(self, ids: list[list[int]], total: int) -> Iterator[list[int]]:
+        """``total`` batches from seeded epochs (length-grouped, then shuffled); an epoch may be cut short."""
+        rng = np.random.default_rng(self.config.seed)
+        size = self.config.batch_size
+        produced = 0
+        while True:
+            for batch in _length_grouped_epoch([len(x) for x in ids], size, rng):
+                yield batch
+                produced += 1
+                if produced == total:
+                    return
+
+    # -- inference ----------------------------------------------------------------------------
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, shape ``(len(texts), len(labels))``, columns in ``labels`` order."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        if not texts:
+            return out
+        ids = self._tokenize(texts)
+        self.model.eval()
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+                logits = self.model(*pad_batch([ids[i] for i in batch], pad_id(self.tokenizer)))
+                out[batch] = torch.softmax(logits.double(), dim=-1).numpy()
+        return out
+
+    def predict(self, texts: list[str]) -> list[tuple[str, float]]:
+        """The most probable label and its probability, per text."""
+        proba = self.predict_proba(texts)
+        return [(self.labels[int(row.argmax())], float(row.max())) for row in proba]
+
+    def _embed(self, ids: list[list[int]], batch_size: int = 64) -> np.ndarray:
+        """Frozen (eval-mode) normalised embeddings from the current body, for the LR head."""
+        out = np.zeros((len(ids), int(self.model.head.in_features)), dtype=np.float32)
+        self.model.eval()
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+                padded = pad_batch([ids[i] for i in batch], pad_id(self.tokenizer))
+                out[batch] = self.model.embed(*padded).numpy()
+        return out
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _check_labels(labels: list[str]) -> None:
+    if len(labels) < 2:
+        raise ValueError(f"labels: a classifier needs at least 2 labels, got {len(labels)}")
+    if len(set(labels)) != len(labels):
+        raise ValueError("labels: duplicate label names")
+
+
+def _length_grouped_epoch(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """One epoch: shuffle, sort windows of 50 batches by length, cut into batches, shuffle the batches.
+
+    Why: batches of similar lengths pad little (CPU time scales with the padded width), while the
+    window keeps the order random enough for SGD.
+    """
+    order = rng.permutation(len(lengths)).tolist()
+    window = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _warmup_linear(total: int, warmup_ratio: float) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero."""
+    warmup = max(1, int(total * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def _logistic_head(features: np.ndarray, targets: np.ndarray, num_labels: int,
+                   c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (num_labels × dim) and biases of a multinomial LR, laid out in the student's label order.
+
+    Labels with no training example get zero weights and a bias below every seen class, so they
+    start out improbable instead of uniform.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=c, max_iter=2000).fit(features, targets)
+    classes = [int(k) for k in lr.classes_]
+    coef, intercept = lr.coef_, lr.intercept_
+    if len(classes) == 2:  # sklearn keeps one row for two classes: split it symmetrically
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    weight = np.zeros((num_labels, features.shape[1]), dtype=np.float32)
+    bias = np.full(num_labels, float(intercept.min()) - 5.0, dtype=np.float32)
+    weight[classes], bias[classes] = coef, intercept
+    return weight, bias

@@ -1,0 +1,55 @@
+"""A tiny BERT with a locally trained WordPiece tokenizer, for tests that need *a* model, not a good one.
+
+Built from a config (no download, random weights), it exercises exactly the code paths of the real
+MiniLM (AutoModel, fast tokenizer, save_pretrained/from_pretrained) and trains in well under a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def build_tiny_encoder(directory: Path, texts: list[str], *, hidden_size: int = 32, layers: int = 2,
+                       heads: int = 2, intermediate_size: int = 64, vocab_size: int = 400,
+                       seed: int = 0) -> str:
+    """Write a tiny BERT + WordPiece tokenizer (trained on ``texts``) into ``directory``; return its path."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = _fast_tokenizer(texts, vocab_size)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=intermediate_size,
+                        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the same texts and seed give the same tiny model
+        model = BertModel(config)
+    model.save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return str(directory)
+
+
+def _fast_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """A BERT-style WordPiece tokenizer ([CLS] text [SEP]) trained on ``texts``, as a fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if not texts:
+        raise ValueError("texts: the tokenizer needs some text to learn a vocabulary from")
+    raw = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    raw.normalizer = normalizers.BertNormalizer(lowercase=True)
+    raw.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    raw.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+    raw.train_from_iterator(texts, trainer)
+    cls_id, sep_id = raw.token_to_id("[CLS]"), raw.token_to_id("[SEP]")
+    raw.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                   model_max_length=128)
