@@ -73,8 +73,8 @@ def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Hide transformers' per-load "Loading weights" bar (it would break the CLI's own progress display)."""
+def quiet_progress() -> Iterator[None]:
+    """Hide transformers' "Loading weights" / "Writing model shards" bars: they break the CLI's own display."""
     from transformers.utils import logging
 
     was_enabled = logging.is_progress_bar_enabled()
@@ -90,7 +90,7 @@ def load_encoder(model_path: str) -> Any:
     """The bare encoder (``AutoModel``) of a local folder, in eval mode; never downloads."""
     from transformers import AutoModel
 
-    with _quiet_loading():
+    with quiet_progress():
         return AutoModel.from_pretrained(model_path, local_files_only=True).eval()
 
 

@@ -39,6 +39,7 @@ from trainers.embeddings import (
     mean_pool,
     pad_batch,
     pad_id,
+    quiet_progress,
     resolve_base_model,
 )
 from trainers.model_card import render_model_card
@@ -193,8 +194,9 @@ class EncoderClassifier:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.encoder.save_pretrained(str(directory))
-        self.tokenizer.save_pretrained(str(directory))
+        with quiet_progress():
+            self.model.encoder.save_pretrained(str(directory))
+            self.tokenizer.save_pretrained(str(directory))
         save_file({k: v.detach().contiguous() for k, v in self.model.head.state_dict().items()},
                   str(directory / HEAD_FILE))
         labels = json.dumps(self.labels, indent=1, ensure_ascii=False)
