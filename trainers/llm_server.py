@@ -15,20 +15,18 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import socket
-import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from generators.loopback import BackgroundServer
 from trainers.local_llm import Completion, LocalChatModel
 
 _log = logging.getLogger(__name__)
@@ -209,26 +207,6 @@ def create_app(model: ChatModel, model_name: str, requests: list[dict[str, Any]]
 # ---------------------------------------------------------------------------------------------- serving
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind the listening socket ourselves, so the real port is known before uvicorn starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP: asyncio disables Nagle only on sockets that say they are TCP; without it every response
-    # waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
-
-
 class LocalChatServer:
     """A ``LocalChatModel`` (or any ``ChatModel``) served on loopback from a background thread, as a context
     manager. The model serialises its own generations; the server adds no lock of its own.
@@ -241,46 +219,18 @@ class LocalChatServer:
                  port: int = 0, startup_timeout_s: float = 30.0) -> None:
         self.model, self.model_name = model, model_name
         self.requests: list[dict[str, Any]] = []
-        self._host, self._port, self._startup_timeout_s = host, port, startup_timeout_s
-        self._sock: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = BackgroundServer(name="local student server", host=host, port=port,
+                                         startup_timeout_s=startup_timeout_s)
         self.base_url = ""
 
     def start(self) -> LocalChatServer:
         """Start serving and return once the server accepts connections."""
-        self._sock = _bind(self._host, self._port)
-        self.base_url = _url(self._sock)
-        app = create_app(self.model, self.model_name, self.requests)
-        # log_config=None: as a library, leave the host process's logging configuration alone.
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
-                                http="h11", timeout_graceful_shutdown=2, log_config=None)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="distill-local-student", daemon=True)
-        self._thread.start()
-        self._wait_started()
+        self.base_url = self._serving.start(create_app(self.model, self.model_name, self.requests))
         return self
-
-    def _wait_started(self) -> None:
-        deadline = time.monotonic() + self._startup_timeout_s
-        while self._server is not None and not self._server.started:
-            if self._thread is None or not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the local student server failed to start; see the log above")
-            time.sleep(0.01)
 
     def stop(self) -> None:
         """Shut down (idempotent). A generation already running finishes in its worker thread, unanswered."""
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout=5)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = self._sock = None
+        self._serving.stop()
 
     def __enter__(self) -> LocalChatServer:
         return self.start()

@@ -17,7 +17,6 @@ import logging
 import math
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from generators.brief import BriefError, parse_brief
+from generators.loopback import BackgroundServer, bind_socket, uvicorn_config, v1_url
 from generators.simulator.actions import ACTIONS, ActionContext, ActionError, Handler
 from generators.simulator.config import SimulatorConfig
 from generators.simulator.faults import FaultPlan, SimStats, malformed, truncated
@@ -310,33 +310,6 @@ def build_state(config: SimulatorConfig, pool_path: Path | str,
 # ---------------------------------------------------------------------------------------------- serving
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind the listening socket ourselves, so the real port is known before uvicorn starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP matters: asyncio only disables Nagle (TCP_NODELAY) on sockets that say they are TCP,
-    # and without it every response waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _uvicorn_config(app: Starlette, *, library: bool) -> uvicorn.Config:
-    # As a library, leave the host process's logging configuration alone (log_config=None).
-    extra: dict[str, Any] = {"log_config": None} if library else {}
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
-                          http="h11", timeout_graceful_shutdown=2, **extra)
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
-
-
 class SimulatorServer:
     """The simulator in a background thread, as a context manager::
 
@@ -348,40 +321,19 @@ class SimulatorServer:
                  startup_timeout_s: float = 30.0, actions: Mapping[str, Handler] | None = None) -> None:
         self.config = config
         self.state = build_state(self.config, pool_path, actions)
-        self._host, self._port, self._startup_timeout_s = host, port, startup_timeout_s
-        self._sock: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = BackgroundServer(name="teacher simulator", host=host, port=port,
+                                         startup_timeout_s=startup_timeout_s)
         self.base_url = ""
 
     def start(self) -> SimulatorServer:
         """Start serving and return once the server accepts connections."""
-        self._sock = _bind(self._host, self._port)
-        self.base_url = _url(self._sock)
-        self._server = uvicorn.Server(_uvicorn_config(create_app(self.state), library=True))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="distill-simulator", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + self._startup_timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the teacher simulator failed to start; see the log above")
-            time.sleep(0.01)
+        self.base_url = self._serving.start(create_app(self.state))
         return self
 
     def stop(self) -> None:
         """Shut down: hanging requests end at once, then uvicorn closes (idempotent)."""
         self.state.closing = True
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout=5)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = self._sock = None
+        self._serving.stop()
 
     def __enter__(self) -> SimulatorServer:
         return self.start()
@@ -449,9 +401,9 @@ class _ForegroundServer(uvicorn.Server):
 def serve_forever(config: SimulatorConfig, pool_path: Path | str, host: str = "127.0.0.1", port: int = 0) -> None:
     """Serve in the foreground until SIGINT/SIGTERM; prints one line with the URL once it accepts connections."""
     state = build_state(config, pool_path)
-    sock = _bind(host, port)
-    url = _url(sock)
-    server = _ForegroundServer(_uvicorn_config(create_app(state), library=False), state,
+    sock = bind_socket(host, port)
+    url = v1_url(sock)
+    server = _ForegroundServer(uvicorn_config(create_app(state), library=False), state,
                                on_ready=lambda: print(f"distill simulator listening on {url}", flush=True))
     try:
         server.run(sockets=[sock])
