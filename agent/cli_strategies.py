@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,12 +32,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _audit(run_dir: Path, strategy_id: str, action: str, note: str | None) -> None:
+def _audit(run_dir: Path, change: Callable[[Any], Any]) -> None:
+    """Apply one reviewer action to the library; an action the state machine refuses exits 2 with why."""
     from agent.strategies import AuditError
 
     library = _library(run_dir)
     try:
-        strategy = library.transition(strategy_id, action, note)
+        strategy = change(library)
     except AuditError as exc:
         _fail(str(exc))
         return
@@ -98,19 +100,19 @@ def _examples(library: Any, strategy_id: str, scenario_ids: list[str]) -> list[d
 @strategies_app.command()
 def approve(run_dir: RunDir, strategy_id: StrategyId, note: Note = None) -> None:
     """proposed/rejected → approved: it may now reach deploy prompts."""
-    _audit(run_dir, strategy_id, "approve", note)
+    _audit(run_dir, lambda library: library.transition(strategy_id, "approve", note))
 
 
 @strategies_app.command()
 def reject(run_dir: RunDir, strategy_id: StrategyId, note: Note = None) -> None:
     """proposed/approved → rejected: never used at deploy time."""
-    _audit(run_dir, strategy_id, "reject", note)
+    _audit(run_dir, lambda library: library.transition(strategy_id, "reject", note))
 
 
 @strategies_app.command()
 def retire(run_dir: RunDir, strategy_id: StrategyId, note: Note = None) -> None:
     """approved → retired (final)."""
-    _audit(run_dir, strategy_id, "retire", note)
+    _audit(run_dir, lambda library: library.transition(strategy_id, "retire", note))
 
 
 @strategies_app.command()
@@ -118,15 +120,7 @@ def edit(run_dir: RunDir, strategy_id: StrategyId,
          text: Annotated[str, typer.Option("--text", help="The new text (creates a new version).")],
          note: Note = None) -> None:
     """Replace the text; the old version stays in the history."""
-    from agent.strategies import AuditError
-
-    library = _library(run_dir)
-    try:
-        s = library.edit(strategy_id, text, note)
-    except AuditError as exc:
-        _fail(str(exc))
-        return
-    typer.echo(f"{s.id} v{s.version}: {s.status} (library version {library.version})")
+    _audit(run_dir, lambda library: library.edit(strategy_id, text, note))
 
 
 @strategies_app.command()
