@@ -76,3 +76,17 @@ def test_openai_teacher_needs_its_key_variable(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "DISTILL_TEST_SURELY_UNSET is not set" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_student_spec_defaults_are_the_measured_encoder_recipe() -> None:
+    """The spec and EncoderConfig each state the recipe's defaults (the spec must load without torch);
+    they must not drift apart, or the loop would train a different student than the benchmark measured."""
+    from dataclasses import fields
+
+    from agent.spec import StudentSpec
+    from trainers.encoder import EncoderConfig
+
+    recipe = {f.name: f.default for f in fields(EncoderConfig)}
+    for name, field in StudentSpec.model_fields.items():
+        if name in recipe:
+            assert field.default == recipe[name], f"student.{name}: spec {field.default} ≠ recipe {recipe[name]}"

@@ -64,12 +64,12 @@ class EncoderConfig:
     base_model: str | None = field(default=None, metadata=_help(
         "Local Hugging Face folder of the encoder; None: the packaged all-MiniLM-L6-v2."))
     max_length: int = field(default=64, metadata=_help("Tokens per text; longer texts are truncated."))
-    epochs: int = field(default=3, metadata=_help(
+    epochs: int = field(default=4, metadata=_help(
         "Passes over the training set, unless min_steps asks for more (small data) or max_steps for fewer."))
     min_steps: int = field(default=150, metadata=_help(
         "At least this many optimisation steps, however small the data: tiny sets need updates, not epochs."))
     max_steps: int | None = field(default=None, metadata=_help("Cap on optimisation steps (None: no cap)."))
-    lr: float = field(default=1e-4, metadata=_help("Peak learning rate of the encoder body (AdamW)."))
+    lr: float = field(default=5e-5, metadata=_help("Peak learning rate of the encoder body (AdamW)."))
     head_lr: float = field(default=3e-3, metadata=_help("Peak learning rate of the linear head; ≫ lr."))
     batch_size: int = field(default=16, metadata=_help("Texts per optimisation step."))
     seed: int = field(default=0, metadata=_help("Seeds head init, dropout and data order."))
