@@ -56,8 +56,11 @@ def run(
     ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Delete an existing --run-dir first.")] = False,
 ) -> None:
-    """Run a spec: a classifier (seed → rounds of generate, filter, train, evaluate, decide → export) or, for
-    task.kind dialogue, strategy teaching."""
+    """Run a spec: train a classifier, or teach strategies to a student LLM (task.kind dialogue).
+
+    A classifier run seeds, then loops generate → filter → train → evaluate → decide, and exports the best round.
+
+    Prints the run directory first; `distill resume RUN_DIR` continues it after a crash or a stop."""
     from agent.run import start
     from agent.spec import DialogueRunSpec, load_any_spec
 
