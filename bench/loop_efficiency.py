@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -179,17 +180,27 @@ def paired(a: list[float], b: list[float]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="TREC only, 1 seed, 2 rounds")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here (to add seeds to a result)")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                        help="combine result files of disjoint seeds into --json (runs nothing)")
     parser.add_argument("--datasets", default="trec,banking77")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-round", type=int, default=0, help="examples per round (default 5 per label, ≥60)")
     parser.add_argument("--base-model", default=None, help="student encoder folder (default: packaged MiniLM)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.merge:
+        merged = merge([json.loads(path.read_text()) for path in args.merge])
+        for dataset, summary in merged["datasets"].items():
+            print_table(dataset, summary)
+        if args.json:
+            args.json.write_text(json.dumps(merged, indent=2))
+        return
     if not DATA.is_dir():
         sys.exit(f"needs the shared datasets at {DATA}")
     datasets = ["trec"] if args.quick else args.datasets.split(",")
-    seeds = range(1 if args.quick else args.seeds)
+    seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
     rounds = 2 if args.quick else args.rounds
     results: dict[str, Any] = {}
     for dataset in datasets:
@@ -221,7 +232,42 @@ def main() -> None:
         print_table(dataset, summary)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"seeds": len(seeds), "rounds": rounds, "datasets": results}, indent=2))
+        args.json.write_text(json.dumps({"seeds": list(seeds), "rounds": rounds, "datasets": results}, indent=2))
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from files of disjoint seeds: per-seed lists are concatenated; means and sds are pooled
+    exactly from each part's (n, mean, sd), since Σx = n·mean and Σx² = (n−1)·sd² + n·mean²."""
+    if len({p["rounds"] for p in parts}) != 1:
+        sys.exit("--merge: the files were run with different --rounds")
+    seeds = [s for p in parts for s in (p["seeds"] if isinstance(p["seeds"], list) else range(p["seeds"]))]
+    if len(seeds) != len(set(seeds)):
+        sys.exit(f"--merge: seeds overlap ({sorted(seeds)}); pass results of disjoint --first-seed ranges")
+    out: dict[str, Any] = {"seeds": seeds, "rounds": parts[0]["rounds"], "datasets": {}}
+    for dataset in parts[0]["datasets"]:
+        summaries = [p["datasets"][dataset] for p in parts]
+        merged: dict[str, Any] = {}
+        for method in (*METHODS, "tfidf_lr", "embed_lr", "all_real"):
+            rows = [s[method] for s in summaries]
+            n = [len(r["per_seed_macro_f1"]) for r in rows]
+            merged[method] = {"per_seed_macro_f1": [x for r in rows for x in r["per_seed_macro_f1"]]}
+            for key in ("macro_f1", "accuracy"):
+                merged[method][f"{key}_mean"], merged[method][f"{key}_sd"] = _pool(
+                    n, [r[f"{key}_mean"] for r in rows], [r[f"{key}_sd"] for r in rows])
+            for key in ("examples", "teacher_tokens", "wall_s"):
+                merged[method][key] = sum(k * r[key] for k, r in zip(n, rows, strict=True)) / sum(n)
+        for method in ("pgkd", "pgkd_nosmooth"):
+            merged[f"{method}_minus_uniform"] = paired(merged[method]["per_seed_macro_f1"],
+                                                       merged["uniform"]["per_seed_macro_f1"])
+        out["datasets"][dataset] = merged
+    return out
+
+
+def _pool(n: list[int], means: list[float], sds: list[float]) -> tuple[float, float]:
+    total = sum(n)
+    mean = sum(k * m for k, m in zip(n, means, strict=True)) / total
+    squares = sum((k - 1) * s * s + k * m * m for k, m, s in zip(n, means, sds, strict=True))
+    return mean, math.sqrt(max(0.0, (squares - total * mean * mean) / (total - 1))) if total > 1 else 0.0
 
 
 def print_table(dataset: str, summary: dict[str, Any]) -> None:
