@@ -99,10 +99,14 @@ def resume(run_dir: RunDirArg) -> None:
     from agent.run import execute
 
     spec_file = run_dir / "spec.json"
-    if spec_file.is_file() and '"kind": "dialogue"' in spec_file.read_text():
-        _fail([f"RUN_DIR: {run_dir} is a dialogue run; resume covers classifier runs. Start it again with "
-               "`distill run SPEC --run-dir DIR --fresh` (its strategies so far stay auditable until then)."])
     try:
+        if spec_file.is_file() and json.loads(spec_file.read_text()).get("task", {}).get("kind") == "dialogue":
+            from agent.teach_run import execute_dialogue, print_summary
+
+            print_summary(execute_dialogue(run_dir))
+            typer.echo(f"run directory: {run_dir}")
+            typer.echo(f"audit: distill strategies list {run_dir}")
+            return
         result = execute(run_dir)
     except SpecError as exc:
         _fail(exc.problems)

@@ -79,6 +79,10 @@ MIGRATIONS: list[str] = [
         from_status TEXT, to_status TEXT NOT NULL, text TEXT NOT NULL, note TEXT, at REAL NOT NULL
     );
     """,
+    # 4: strategy teaching's finished learning rounds: `distill resume` continues after the last one.
+    """
+    CREATE TABLE teach_rounds (idx INTEGER PRIMARY KEY, outcome_json TEXT NOT NULL, finished_at REAL NOT NULL);
+    """,
 ]
 
 

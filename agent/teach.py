@@ -328,23 +328,91 @@ def record_heldout_effects(ctx: TeachContext, alone: list[float], with_strategie
         ctx.library.add_evidence(sid, {"heldout_effect": round(float(np.mean(values)), 4), "heldout_n": len(values)})
 
 
+# -- resuming --------------------------------------------------------------------------------------
+
+HELDOUT_CONDITIONS = ("heldout:alone", "heldout:approved", "heldout:learning", "heldout:teacher")
+
+
+def finished_rounds(ctx: TeachContext) -> list[RoundOutcome]:
+    rows = ctx.store.query("SELECT outcome_json FROM teach_rounds ORDER BY idx")
+    return [RoundOutcome(**json.loads(r["outcome_json"])) for r in rows]
+
+
+def record_round(ctx: TeachContext, round: int, outcome: RoundOutcome) -> None:
+    with ctx.store.transaction() as db:
+        db.execute("INSERT INTO teach_rounds(idx, outcome_json, finished_at) VALUES (?,?,?)",
+                   (round, json.dumps(outcome.__dict__), time.time()))
+
+
+def discard_partial_round(ctx: TeachContext, round: int) -> bool:
+    """Remove what an interrupted learning round wrote, in one transaction, so that it can run again from
+    its start; returns whether there was anything. The rerun sends the same teacher requests, which the
+    cache answers, so nothing is paid twice (with a deterministic student: greedy decoding). Strategies a
+    reviewer already acted on are kept; support and provenance the round added to older ones are undone."""
+    scenario_ids = {r["id"] for r in ctx.store.query(
+        "SELECT id FROM scenarios WHERE split='learn' AND round=?", (round,))}
+    if not scenario_ids:
+        return False
+    reviewed = {r["strategy_id"] for r in ctx.store.query(
+        "SELECT DISTINCT strategy_id FROM strategy_events WHERE action != 'propose'")}
+    untouched = [r["id"] for r in ctx.store.query("SELECT DISTINCT id FROM strategies WHERE round=?", (round,))
+                 if r["id"] not in reviewed]
+    older = [s for s in ctx.library.current() if s.id not in untouched
+             and scenario_ids & set(s.provenance.get("scenarios", []))]
+    with ctx.store.transaction() as db:
+        db.execute("DELETE FROM answers WHERE round=?", (round,))
+        for strategy_id in untouched:
+            db.execute("DELETE FROM strategy_events WHERE strategy_id=?", (strategy_id,))
+            db.execute("DELETE FROM strategies WHERE id=?", (strategy_id,))
+        for s in older:
+            kept = [sid for sid in s.provenance["scenarios"] if sid not in scenario_ids]
+            evidence = dict(s.evidence)
+            if "support" in evidence:  # each later scenario that asked for it added one
+                evidence["support"] = max(1, evidence["support"] - (len(s.provenance["scenarios"]) - len(kept)))
+            db.execute("UPDATE strategies SET provenance_json=?, evidence_json=? WHERE id=? AND version=?",
+                       (json.dumps({**s.provenance, "scenarios": kept}), json.dumps(evidence), s.id, s.version))
+        db.execute("DELETE FROM scenarios WHERE split='learn' AND round=?", (round,))
+    return True
+
+
+def clear_heldout_answers(ctx: TeachContext) -> None:
+    """The held-out evaluation is redone after every (re)start: drop answers an interrupted one left."""
+    with ctx.store.transaction() as db:
+        db.execute(f"DELETE FROM answers WHERE condition IN ({','.join('?' * len(HELDOUT_CONDITIONS))})",
+                   HELDOUT_CONDITIONS)
+
+
 # -- the loop --------------------------------------------------------------------------------------
 
 
 def teach_loop(ctx: TeachContext) -> dict[str, Any]:
-    """Run the learning rounds, then evaluate on held-out scenarios; returns the summary."""
+    """Run the learning rounds, then evaluate on held-out scenarios; returns the summary.
+
+    Resumable: finished rounds are read back from the store, an interrupted one is discarded and run again
+    (its teacher calls come from the cache), and the held-out evaluation is always redone in full."""
     heldout = ensure_heldout(ctx)
+    done = finished_rounds(ctx)
+    if done:
+        console.info(f"resuming: {len(done)} learning round(s) already finished")
     target: list[str] = []
     rounds = []
     for round in range(1, ctx.spec.loop.max_rounds + 1):
-        outcome = learn_round(ctx, round, target)
+        if round <= len(done):
+            outcome = done[round - 1]
+        else:
+            if discard_partial_round(ctx, round):
+                console.info(f"round {round} was interrupted: discarding its partial results and running it again")
+            outcome = learn_round(ctx, round, target)
+            record_round(ctx, round, outcome)
+            console.info(f"round {round}: student {outcome.student_score:.3f} vs teacher "
+                         f"{outcome.teacher_score:.3f}; {outcome.kept}/{outcome.proposed} new strategies raised "
+                         "their scenario's score")
         rounds.append(outcome.__dict__)
-        console.info(f"round {round}: student {outcome.student_score:.3f} vs teacher {outcome.teacher_score:.3f}; "
-                     f"{outcome.kept}/{outcome.proposed} new strategies raised their scenario's score")
         target = outcome.failing[:3]
         if outcome.student_score >= outcome.teacher_score - ctx.spec.loop.parity_margin:
             console.info(f"parity reached (margin {ctx.spec.loop.parity_margin}): stopping")
             break
+    clear_heldout_answers(ctx)
     alone = evaluate_heldout(ctx, set(), "heldout:alone")
     deploy = evaluate_heldout(ctx, set(DEPLOY_STATUSES), "heldout:approved")
     # With nothing left unapproved, "learning" retrieves exactly the deploy set: reuse, don't re-generate.

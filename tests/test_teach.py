@@ -4,6 +4,7 @@ judge, strategist), a student LLM behind a real OpenAI-compatible HTTP server, t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -185,3 +186,60 @@ def test_confidence_intervals_and_win_rates() -> None:
     assert ci["n"] == 4 and ci["mean"] == 0.75 and ci["lo"] < 0.75 < ci["hi"]
     w = win_rate([1, 1, 0.5, 0], [0, 0.5, 0.5, 1])
     assert (w["wins"], w["ties"], w["losses"]) == (2, 1, 1) and 0 < w["lo"] < w["win_rate"] < w["hi"] <= 1
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(tmp_path: Path, follower_server: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed while round 2 writes strategies: `distill resume` discards the half round, replays its teacher
+    calls from the cache, finishes, and leaves no duplicate or dangling rows."""
+    import agent.teach as teach
+
+    monkeypatch.setenv("DISTILL_QUIET", "1")
+    spec = load_any_spec(write_spec(tmp_path, follower_server.base_url, max_rounds=2, parity_margin=0.0))
+    run_dir = tmp_path / "run"
+    create_dialogue_run(spec, run_dir)  # type: ignore[arg-type]
+    real_improve, calls = teach._improve, []
+
+    def improve_then_crash(ctx: Any, round: int, *args: Any) -> tuple[int, int]:
+        calls.append(round)
+        if calls.count(2) == 2:
+            raise Crash("killed in round 2")
+        return real_improve(ctx, round, *args)
+
+    monkeypatch.setattr(teach, "_improve", improve_then_crash)
+    with pytest.raises(Crash):
+        execute_dialogue(run_dir)  # the packaged MiniLM embeds, as the CLI below will
+    monkeypatch.setattr(teach, "_improve", real_improve)
+    store = RunStore(run_dir / "run.sqlite")
+    assert [r["idx"] for r in store.query("SELECT idx FROM teach_rounds")] == [1]
+    partial = store.query("SELECT COUNT(*) FROM strategies WHERE round=2")[0][0]
+    assert partial > 0, "the crash came after round 2 had proposed strategies"
+    paid_before = store.query("SELECT COUNT(*) FROM teacher_calls WHERE cache_hit=0")[0][0]
+    store.close()
+
+    env = {k: v for k, v in os.environ.items() if k != "DISTILL_QUIET"}
+    resumed = subprocess.run([sys.executable, "-m", "agent", "resume", str(run_dir)], capture_output=True,
+                             text=True, timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    store = RunStore(run_dir / "run.sqlite")
+    assert [r["idx"] for r in store.query("SELECT idx FROM teach_rounds ORDER BY idx")] == [1, 2]
+    paid = [r[0] for r in store.query("SELECT request_hash FROM teacher_calls WHERE cache_hit=0")]
+    assert len(paid) == len(set(paid)), "a paid teacher request was sent twice"
+    assert len(paid) > paid_before and store.query("SELECT COUNT(*) FROM teacher_calls WHERE cache_hit=1")[0][0]
+    learn = store.query("SELECT id, round FROM scenarios WHERE split='learn'")
+    for sid in {r["id"] for r in learn}:
+        per_condition = store.query("SELECT condition, COUNT(*) n FROM answers WHERE scenario_id=? AND "
+                                    "condition IN ('learning', 'reference') GROUP BY condition", (sid,))
+        assert {r["condition"]: r["n"] for r in per_condition} == {"learning": 1, "reference": 1}
+    known = {r["id"] for r in learn}
+    for s in StrategyLibrary(store).current():
+        assert set(s.provenance["scenarios"]) <= known, f"{s.id} points at a discarded scenario"
+    heldout = store.query("SELECT COUNT(*) FROM answers WHERE condition='heldout:alone'")[0][0]
+    assert heldout == json.loads((run_dir / "teach_summary.json").read_text())["n_scenarios"] == 5
+    store.close()
+    assert "round 2 was interrupted" in resumed.stdout + resumed.stderr
