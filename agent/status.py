@@ -47,10 +47,12 @@ def render_status(data: dict[str, Any]) -> None:
 
     console = Console()
     table = Table(title=f"run {data['run_id']} ({data['status']})")
-    for column in ("round", "new", "kept", "feedback F1", "held-back F1", "test F1", "val−test", "decision"):
+    for column in ("round", "new", "kept", "dropped (by filter)", "feedback F1", "held-back F1", "test F1",
+                   "val−test", "decision"):
         table.add_column(column)
     for r in data["rounds"]:
-        table.add_row(str(r["round"]), str(r["examples_new"]), str(r["examples_kept"]),
+        dropped = ", ".join(f"{name} {n}" for name, n in sorted(r["dropped"].items())) or "–"
+        table.add_row(str(r["round"]), str(r["examples_new"]), str(r["examples_kept"]), dropped,
                       _fmt(r["macro_f1"]["feedback"]), _fmt(r["macro_f1"]["heldback"]), _fmt(r["macro_f1"]["test"]),
                       _fmt(r["heldback_minus_test"]), r["decision"] or r["status"])
     console.print(table)
