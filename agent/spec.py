@@ -105,6 +105,8 @@ class ClassificationTask(_Strict):
     seed_examples: Path | None = Field(None, description="Optional JSONL of labeled {text, label} examples.")
     validation: Path | None = Field(None, description="JSONL; built from teacher-labeled data when absent.")
     test: Path | None = Field(None, description="JSONL; reported only, never used for a decision.")
+    unlabeled: Path | None = Field(None, description="JSONL of {text} from your users, for active learning: "
+                                   "each round the teacher labels the ones the student is least sure of.")
 
     @model_validator(mode="after")
     def _unique_labels(self) -> ClassificationTask:
@@ -147,6 +149,12 @@ class LoopSpec(_Strict):
     examples_shown: int = Field(3, ge=0, le=20, description="Correct/misclassified/hard examples per prompt.")
     batch_per_call: int = Field(10, ge=1, le=50, description="Examples requested per teacher call.")
     validation_per_label: int = Field(10, ge=2, description="When no validation file: teacher-labeled items.")
+    active_per_round: int = Field(0, ge=0, description="Texts of task.unlabeled the teacher labels each round.")
+    active_selection: Literal["margin", "random"] = Field(
+        "margin", description="margin: smallest top-1 − top-2 probability first (uncertainty sampling); "
+        "random: a uniform draw (a baseline).")
+    active_candidates: int = Field(5000, ge=1, description="Unlabeled texts scored per round (a seeded sample "
+                                   "of task.unlabeled when it is larger: scoring is CPU inference).")
 
 
 class FilterSpec(_Strict):
@@ -164,6 +172,13 @@ class RunSpec(_Strict):
     loop: LoopSpec = Field(default_factory=LoopSpec)
     filters: FilterSpec = Field(default_factory=FilterSpec)
     budget: Budget = Field(default_factory=Budget)
+
+    @model_validator(mode="after")
+    def _active_learning_needs_a_pool(self) -> RunSpec:
+        if self.loop.active_per_round and self.task.unlabeled is None:
+            raise ValueError("loop.active_per_round needs task.unlabeled — give a JSONL of unlabeled {\"text\"} "
+                             "lines, or set loop.active_per_round: 0")
+        return self
 
     @property
     def effective_max_rounds(self) -> int:
@@ -235,6 +250,12 @@ def _format_error(error: Any) -> str:
     if loc[:1] == ["teacher"] and loc[1:2] in (["openai"], ["simulator"]):
         del loc[1]  # the discriminator tag pydantic inserts is not a key the user wrote
     path = ".".join(loc)
+    if error["type"] == "value_error":  # our own validators: the message names the fix already
+        message = str(error["msg"]).removeprefix("Value error, ")
+        first, _, rest = message.partition(" ")
+        if not path and "." in first:  # a cross-field check names the field it is about first
+            path, message = first, rest
+        return f"{path or '(top level)'}: {message}"
     fix = _FIX_BY_TYPE.get(error["type"], "fix the value")
     return f"{path or '(top level)'}: {error['msg']} — {fix}"
 
@@ -245,7 +266,7 @@ def _path_fields(spec: RunSpec | DialogueRunSpec) -> list[tuple[str, BaseModel, 
                                                     ("task.scenarios.file", spec.task.scenarios, "file")]
     else:
         fields = [("task.seed_examples", spec.task, "seed_examples"), ("task.validation", spec.task, "validation"),
-                  ("task.test", spec.task, "test")]
+                  ("task.test", spec.task, "test"), ("task.unlabeled", spec.task, "unlabeled")]
     if isinstance(spec.teacher, SimulatorTeacher):
         fields += [("teacher.pool", spec.teacher, "pool"), ("teacher.policy", spec.teacher, "policy")]
     return fields

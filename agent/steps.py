@@ -13,11 +13,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel
 
 from agent import console
+from agent.active import candidates, read_unlabeled, select_by_margin
 from agent.policy import Decision, PolicyInput, decide
 from agent.runtime import run_requests
 from agent.spec import RunSpec
@@ -28,15 +30,17 @@ from generators.generation import (
     Feedback,
     LabelFeedback,
     TaskInfo,
+    label_requests,
     pgkd_requests,
     seed_requests,
 )
 from generators.ledger import BudgetExceeded
 from generators.prompts import get_template
-from generators.schemas import GeneratedExamples, Guidelines
+from generators.schemas import AssignedLabels, GeneratedExamples, Guidelines
 from generators.teacher import Completion, Teacher, TeacherRequest
 
 VALIDATION_SPLITS = ("feedback", "heldback")
+ReplyT = TypeVar("ReplyT", bound=BaseModel)
 
 
 @dataclass
@@ -104,11 +108,11 @@ def stratified_split(rows: list[dict[str, str]], fraction: float, rng: random.Ra
 # -- teacher plumbing ------------------------------------------------------------------------------
 
 
-def _collect(ctx: RunContext, requests: list[TeacherRequest], what: str
-             ) -> list[tuple[TeacherRequest, Completion[GeneratedExamples]]]:
-    """Send generation requests with a progress bar; keep successes, report failures, note budget stops."""
+def _collect(ctx: RunContext, requests: list[TeacherRequest], what: str, schema: type[ReplyT]
+             ) -> list[tuple[TeacherRequest, Completion[ReplyT]]]:
+    """Send teacher requests with a progress bar; keep successes, report failures, note budget stops."""
     with console.progress(f"{what}: teacher calls", len(requests)) as advance:
-        results = run_requests(ctx.teacher, requests, GeneratedExamples, on_done=advance)
+        results = run_requests(ctx.teacher, requests, schema, on_done=advance)
     done = []
     failures = 0
     for request, result in zip(requests, results, strict=True):
@@ -142,6 +146,8 @@ def _rows_from(results: list[tuple[TeacherRequest, Completion[GeneratedExamples]
 
 def prepare_evaluation_sets(ctx: RunContext) -> None:
     """Load validation (split feedback / held-back) and test sets once; build validation if absent."""
+    if ctx.spec.loop.active_per_round and ctx.spec.task.unlabeled is not None:
+        read_unlabeled(ctx.spec.task.unlabeled)  # a malformed pool fails now, before the first paid call
     if ctx.store.examples("feedback") or ctx.store.round_status(0) is not None:
         return
     task, labels = ctx.spec.task, set(ctx.labels)
@@ -171,7 +177,7 @@ def _teacher_validation(ctx: RunContext) -> list[dict[str, str]]:
     requests = [r for label in ctx.labels
                 for r in seed_requests(ctx.task, label, per_label, per_call=ctx.spec.loop.batch_per_call,
                                        rng=rng, examples=[], purpose="validation")]
-    results = _collect(ctx, requests, "validation set")
+    results = _collect(ctx, requests, "validation set", GeneratedExamples)
     return [{"text": r["text"], "label": r["label"]} for r in _rows_from(results, 0, "feedback", "generated")
             if r["label"] in set(ctx.labels)]
 
@@ -192,7 +198,8 @@ def generate_seed(ctx: RunContext) -> None:
             shown = [r["text"] for r in user_seeds if r["label"] == label]
             requests += seed_requests(ctx.task, label, per_label, per_call=ctx.spec.loop.batch_per_call, rng=rng,
                                       examples=shown)
-        rows += _rows_from(_collect(ctx, requests, "round 0 seed generation"), 0, "train", "generated")
+        results = _collect(ctx, requests, "round 0 seed generation", GeneratedExamples)
+        rows += _rows_from(results, 0, "train", "generated")
     if not rows:
         raise ValueError("no training data: give task.seed_examples or set loop.seed_per_label > 0")
     ctx.store.add_examples(rows, mark_round=(0, "generated"))
@@ -241,8 +248,47 @@ def generate_round(ctx: RunContext, round: int, quotas: dict[str, int]) -> None:
         for label in ctx.labels:
             requests += pgkd_requests(ctx.task, feedback, label, quotas[label], per_call=loop.batch_per_call,
                                       rng=rng, shown=loop.examples_shown)
-    results = _collect(ctx, requests, f"round {round} generation")
-    ctx.store.add_examples(_rows_from(results, round, "train", "generated"), mark_round=(round, "generated"))
+    results = _collect(ctx, requests, f"round {round} generation", GeneratedExamples)
+    rows = _rows_from(results, round, "train", "generated") + active_learning_rows(ctx, round)
+    ctx.store.add_examples(rows, mark_round=(round, "generated"))
+
+
+def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
+    """The teacher labels the ``active_per_round`` texts of ``task.unlabeled`` that the previous round's
+    student is least sure of (or a random draw, for the baseline). Texts already in the run are skipped."""
+    loop, path = ctx.spec.loop, ctx.spec.task.unlabeled
+    if not loop.active_per_round or path is None:
+        return []
+    used = {r[0] for r in ctx.store.query("SELECT content_hash FROM examples")}
+    rng = ctx.rng(round, f"active-{loop.active_selection}")
+    pool = candidates(read_unlabeled(path), used, loop.active_candidates, rng)
+    if not pool:
+        console.warn("active learning: every text of task.unlabeled is already in the run")
+        return []
+    k = min(loop.active_per_round, len(pool))
+    if loop.active_selection == "random":
+        chosen = rng.sample(pool, k)
+    else:
+        from trainers.encoder import EncoderClassifier
+
+        console.info(f"round {round} active learning: scoring {len(pool)} unlabeled texts with the round "
+                     f"{round - 1} student")
+        chosen = [pool[i] for i in select_by_margin(
+            EncoderClassifier.load(ctx.model_dir(round - 1)).predict_proba(pool), k)]
+    chunks = [chosen[i:i + loop.batch_per_call] for i in range(0, len(chosen), loop.batch_per_call)]
+    requests = label_requests(ctx.task, chosen, per_call=loop.batch_per_call, round=round)
+    texts_of = {id(request): chunk for request, chunk in zip(requests, chunks, strict=True)}
+    rows: list[dict[str, Any]] = []
+    for request, completion in _collect(ctx, requests, f"round {round} active learning", AssignedLabels):
+        chunk = texts_of[id(request)]
+        answered = {a.index: a.label for a in completion.parsed.labels if 0 <= a.index < len(chunk)}
+        if len(answered) < len(chunk):
+            console.warn(f"round {round} active learning: the teacher labeled {len(answered)} of {len(chunk)} texts "
+                         "in one call; the rest stay unlabeled")
+        rows += [{"round": round, "split": "train", "text": chunk[i], "label": label, "origin": "active",
+                  "teacher_call_id": completion.call_id, "prompt_id": request.prompt_id}
+                 for i, label in sorted(answered.items())]
+    return rows
 
 
 # -- classifier variant of strategy teaching: guidelines for confusable pairs -----------------------

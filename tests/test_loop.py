@@ -180,3 +180,52 @@ def test_no_validation_set_is_built_from_the_teacher_and_said_loudly(
     assert origins == {"generated"}
     store.close()
     assert os.environ.get("DISTILL_TEST_KEY") == "k"
+
+
+def test_active_learning_labels_the_pool_texts_the_student_is_least_sure_of(
+        tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.active import margins
+    from agent.store import content_hash
+    from trainers.encoder import EncoderClassifier
+
+    monkeypatch.setenv("DISTILL_TEST_KEY", "k")
+    monkeypatch.setenv("DISTILL_QUIET", "1")
+    pool = [json.loads(line) for line in (FIXTURES / "pool.jsonl").read_text().splitlines()]
+    gold = {r["text"]: r["label"] for r in pool}
+    server = make_simulator(pool=FIXTURES / "pool.jsonl")  # the simulator labels with the pool's gold labels
+    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(server), active_per_round=6)
+    spec = yaml.safe_load(spec_path.read_text())
+    (tmp_path / "unlabeled.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in pool))
+    spec["task"]["unlabeled"] = "unlabeled.jsonl"
+    spec_path.write_text(yaml.safe_dump(spec))
+    run_dir, _ = start(spec_path, tmp_path / "run")
+
+    store = RunStore(run_dir / "run.sqlite")
+    chosen_by_round = []
+    for round in (1, 2):
+        active = store.query("SELECT text, label, prompt_id FROM examples WHERE origin='active' AND round=?", (round,))
+        assert len(active) == 6 and {r["prompt_id"] for r in active} == {"label"}
+        assert all(gold[r["text"]] == r["label"] for r in active), "the teacher's labels were stored as given"
+        # Recompute the choice: pool texts not in the run before this round, smallest margin under the
+        # previous round's student.
+        before = {r[0] for r in store.query("SELECT content_hash FROM examples WHERE round < ?", (round,))}
+        candidates = list(dict.fromkeys(t["text"] for t in pool if content_hash(t["text"]) not in before))
+        student = EncoderClassifier.load(run_dir / "models" / f"round-{round - 1:02d}")
+        margin = dict(zip(candidates, margins(student.predict_proba(candidates)), strict=True))
+        chosen = {r["text"] for r in active}
+        assert max(margin[t] for t in chosen) <= min(m for t, m in margin.items() if t not in chosen)
+        chosen_by_round.append(chosen)
+    assert not chosen_by_round[0] & chosen_by_round[1], "a text was sent for labeling twice"
+    label_calls = store.query("SELECT COUNT(*) FROM teacher_calls WHERE prompt_id='label' AND cache_hit=0")[0][0]
+    assert label_calls == 2 * 2  # 6 texts per round, 4 per call
+    card = json.loads((run_dir / "model" / "distill_student.json").read_text())["card"]
+    assert card["training_examples_by_origin"].get("active", 0) > 0
+    store.close()
+
+
+def test_active_learning_needs_an_unlabeled_pool(tmp_path: Path, tiny_model: str, simulator: Any) -> None:
+    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(simulator), active_per_round=6)
+    proc = subprocess.run([sys.executable, "-m", "agent", "run", str(spec_path), "--run-dir", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "DISTILL_TEST_KEY": "k"})
+    assert proc.returncode == 2 and "loop.active_per_round: needs task.unlabeled" in proc.stderr
+    assert not (tmp_path / "r").exists()
