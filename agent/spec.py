@@ -141,7 +141,8 @@ class LoopSpec(_Strict):
         "quotas; uniform: no feedback, even quotas (a baseline).")
     max_rounds: int = Field(4, ge=0, le=100)
     seed_per_label: int = Field(8, ge=0, description="Teacher-written examples per label in round 0.")
-    examples_per_round: int = Field(200, ge=1)
+    examples_per_round: int = Field(200, ge=0, description="Teacher-written examples per round (0: only "
+                                    "active learning adds data).")
     patience: int = Field(2, ge=1)
     target_macro_f1: float | None = Field(None, gt=0, le=1)
     smoothing_alpha: float = Field(0.5, ge=0, le=1, description="DDK mix: α·error-weights + (1−α)·uniform.")
@@ -175,6 +176,9 @@ class RunSpec(_Strict):
 
     @model_validator(mode="after")
     def _active_learning_needs_a_pool(self) -> RunSpec:
+        if not self.loop.examples_per_round and not self.loop.active_per_round and self.loop.max_rounds:
+            raise ValueError("loop.examples_per_round is 0 and active learning is off, so rounds would add no "
+                             "data — set loop.examples_per_round > 0, or loop.active_per_round with task.unlabeled")
         if self.loop.active_per_round and self.task.unlabeled is None:
             raise ValueError("loop.active_per_round needs task.unlabeled — give a JSONL of unlabeled {\"text\"} "
                              "lines, or set loop.active_per_round: 0")

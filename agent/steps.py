@@ -236,7 +236,9 @@ def generate_round(ctx: RunContext, round: int, quotas: dict[str, int]) -> None:
     rng = ctx.rng(round, ctx.method)
     loop = ctx.spec.loop
     requests: list[TeacherRequest] = []
-    if ctx.method == "uniform":
+    if not sum(quotas.values()):
+        pass  # examples_per_round 0: this round only adds actively labeled texts
+    elif ctx.method == "uniform":
         train = ctx.store.examples("train", kept=True)
         for label in ctx.labels:
             texts = [e.text for e in train if e.label == label]
@@ -436,9 +438,10 @@ def _budget_stop(ctx: RunContext, round: int) -> str | None:
         return ctx.budget_hit
     budget = ctx.spec.budget
     spent_usd, spent_tokens = ctx.store.spent()
-    generated = max(1, len(ctx.store.query("SELECT id FROM examples WHERE split='train' AND origin='generated'")))
-    per_example_usd, per_example_tokens = spent_usd / generated, spent_tokens / generated
-    planned = ctx.spec.loop.examples_per_round
+    from_teacher = max(1, len(ctx.store.query(
+        "SELECT id FROM examples WHERE split='train' AND origin IN ('generated', 'active')")))
+    per_example_usd, per_example_tokens = spent_usd / from_teacher, spent_tokens / from_teacher
+    planned = ctx.spec.loop.examples_per_round + ctx.spec.loop.active_per_round
     if budget.max_usd is not None and spent_usd + per_example_usd * planned > budget.max_usd:
         return f"budget: next round (~${per_example_usd * planned:.4f}) would exceed max_usd={budget.max_usd}"
     tokens_cap = budget.max_teacher_tokens
