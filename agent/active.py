@@ -1,8 +1,9 @@
 """Active learning: which unlabeled texts the teacher should label next.
 
 Uncertainty sampling by margin: the texts where the student's top two classes are closest are the ones
-a label teaches it most about (Settles 2009, §3.1). Pure functions; the round step in ``agent.steps``
-does the I/O.
+a label teaches it most about (Settles 2009, §3.1), spread over the predicted classes so that a weak
+student does not spend the whole budget on one confusable pair. Pure functions; the round step in
+``agent.steps`` does the I/O.
 """
 
 from __future__ import annotations
@@ -44,8 +45,24 @@ def margins(probabilities: np.ndarray) -> np.ndarray:
 
 
 def select_by_margin(probabilities: np.ndarray, k: int) -> list[int]:
-    """Indices of the ``k`` smallest margins, most uncertain first (ties keep input order)."""
-    return [int(i) for i in np.argsort(margins(probabilities), kind="stable")[:k]]
+    """``k`` indices by uncertainty, spread over the predicted classes: round-robin over classes, each
+    giving its smallest-margin text next (ties keep input order).
+
+    Pure smallest-margin-first piles the labels onto one or two confusable pairs while the student is
+    still weak (a 1-seed TREC check: −0.043 macro-F1 against a random draw); taking the most uncertain
+    text *per predicted class* keeps the focus on the boundary and the coverage of the taxonomy.
+    """
+    order = np.argsort(margins(probabilities), kind="stable")
+    predicted = probabilities.argmax(axis=1)
+    queues = [[int(i) for i in order if predicted[i] == c] for c in range(probabilities.shape[1])]
+    # Classes whose most uncertain text is the most uncertain overall go first in each pass.
+    queues = sorted((q for q in queues if q), key=lambda q: margins(probabilities[q[:1]])[0])
+    chosen: list[int] = []
+    while len(chosen) < k and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < k:
+                chosen.append(queue.pop(0))
+    return chosen
 
 
 def candidates(pool: list[str], used_hashes: set[str], cap: int, rng: random.Random) -> list[str]:
