@@ -114,7 +114,8 @@ def decide(state: PolicyInput) -> Decision:
     why = [
         f"continue: held-back macro-F1 {state.heldback_macro_f1[-1]:.3f} (best {max(state.heldback_macro_f1):.3f}"
         f" in round {best})",
-        "most budget to the weakest classes: "
-        + ", ".join(f"{c} (error {state.per_class_error[c]:.2f}, {quotas[c]} ex.)" for c in worst),
     ]
+    if state.round_size:  # with no teacher-written examples (active learning only) there is nothing to allocate
+        why.append("most budget to the weakest classes: "
+                   + ", ".join(f"{c} (error {state.per_class_error[c]:.2f}, {quotas[c]} ex.)" for c in worst))
     return Decision(stop=False, reasons=why, best_round=best, weights=weights, quotas=quotas)

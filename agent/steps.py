@@ -111,6 +111,8 @@ def stratified_split(rows: list[dict[str, str]], fraction: float, rng: random.Ra
 def _collect(ctx: RunContext, requests: list[TeacherRequest], what: str, schema: type[ReplyT]
              ) -> list[tuple[TeacherRequest, Completion[ReplyT]]]:
     """Send teacher requests with a progress bar; keep successes, report failures, note budget stops."""
+    if not requests:
+        return []
     with console.progress(f"{what}: teacher calls", len(requests)) as advance:
         results = run_requests(ctx.teacher, requests, schema, on_done=advance)
     done = []

@@ -82,3 +82,11 @@ def test_round_cap_target_and_budget_reasons() -> None:
 
 def test_best_round_prefers_the_earliest_tie() -> None:
     assert best_round([0.5, 0.7, 0.7]) == 1
+
+
+def test_round_size_zero_continues_without_allocating() -> None:
+    """Active learning only (examples_per_round 0): no quotas to hand out, and no reason that claims one."""
+    decision = decide(state(round_size=0))
+    assert not decision.stop and decision.quotas is not None and sum(decision.quotas.values()) == 0
+    assert not any("budget to the weakest" in r for r in decision.reasons)
+    assert any("budget to the weakest" in r for r in decide(state()).reasons)
