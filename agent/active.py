@@ -8,26 +8,19 @@ student does not spend the whole budget on one confusable pair. Pure functions; 
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import numpy as np
 
+from agent.jsonl import jsonl_objects
 from agent.store import content_hash
 
 
 def read_unlabeled(path: Path, field_name: str = "task.unlabeled") -> list[str]:
     """Distinct non-empty texts of a JSONL file of {"text": ...} lines (any other keys are ignored)."""
     texts: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{field_name}: {path} line {number} is not JSON ({exc.msg}) — write one object "
-                             "per line") from exc
+    for number, item in jsonl_objects(path, field_name):
         text = item.get("text") if isinstance(item, dict) else None
         if not isinstance(text, str):
             raise ValueError(f"{field_name}: {path} line {number} has no \"text\" string — write {{\"text\": \"...\"}}")

@@ -174,16 +174,6 @@ class RunSpec(_Strict):
     filters: FilterSpec = Field(default_factory=FilterSpec)
     budget: Budget = Field(default_factory=Budget)
 
-    @model_validator(mode="after")
-    def _active_learning_needs_a_pool(self) -> RunSpec:
-        if not self.loop.examples_per_round and not self.loop.active_per_round and self.loop.max_rounds:
-            raise ValueError("loop.examples_per_round is 0 and active learning is off, so rounds would add no "
-                             "data — set loop.examples_per_round > 0, or loop.active_per_round with task.unlabeled")
-        if self.loop.active_per_round and self.task.unlabeled is None:
-            raise ValueError("loop.active_per_round needs task.unlabeled — give a JSONL of unlabeled {\"text\"} "
-                             "lines, or set loop.active_per_round: 0")
-        return self
-
     @property
     def effective_max_rounds(self) -> int:
         cap = self.budget.max_rounds
@@ -256,9 +246,6 @@ def _format_error(error: Any) -> str:
     path = ".".join(loc)
     if error["type"] == "value_error":  # our own validators: the message names the fix already
         message = str(error["msg"]).removeprefix("Value error, ")
-        first, _, rest = message.partition(" ")
-        if not path and "." in first:  # a cross-field check names the field it is about first
-            path, message = first, rest
         return f"{path or '(top level)'}: {message}"
     fix = _FIX_BY_TYPE.get(error["type"], "fix the value")
     return f"{path or '(top level)'}: {error['msg']} — {fix}"
@@ -291,6 +278,20 @@ def _resolve_paths(spec: RunSpec | DialogueRunSpec, base: Path) -> list[str]:
     return problems
 
 
+def _loop_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
+    """Checks across sections of a classification spec, each naming the field to change."""
+    if not isinstance(spec, RunSpec):
+        return []
+    loop, problems = spec.loop, []
+    if not loop.examples_per_round and not loop.active_per_round and loop.max_rounds:
+        problems.append("loop.examples_per_round: is 0 and active learning is off, so rounds would add no data — "
+                        "set it > 0, or set loop.active_per_round with task.unlabeled")
+    if loop.active_per_round and spec.task.unlabeled is None:
+        problems.append("loop.active_per_round: needs task.unlabeled — give a JSONL of unlabeled {\"text\"} lines, "
+                        "or set loop.active_per_round: 0")
+    return problems
+
+
 SpecT = TypeVar("SpecT", RunSpec, DialogueRunSpec)
 
 
@@ -302,7 +303,7 @@ def _validate(model: type[SpecT], data: Any, base_dir: Path) -> SpecT:
         spec = model.model_validate(data)
     except ValidationError as exc:
         raise SpecError([_format_error(e) for e in exc.errors()]) from None
-    problems = _resolve_paths(spec, base_dir)
+    problems = _resolve_paths(spec, base_dir) + _loop_problems(spec)
     if problems:
         raise SpecError(problems)
     return spec

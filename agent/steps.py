@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from agent import console
 from agent.active import candidates, read_unlabeled, select_by_margin
+from agent.jsonl import jsonl_objects
 from agent.policy import Decision, PolicyInput, decide
 from agent.runtime import run_requests
 from agent.spec import RunSpec
@@ -74,13 +75,7 @@ class RunContext:
 def read_jsonl(path: Path, labels: set[str], field_name: str) -> list[dict[str, str]]:
     """Rows {text, label} from a JSONL file; a bad line is an error naming the file, line and fix."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{field_name}: {path}:{number} is not JSON ({exc.msg})") from None
+    for number, row in jsonl_objects(path, field_name):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
             raise ValueError(f"{field_name}: {path}:{number} needs string keys 'text' and 'label'")
         if row["label"] not in labels:
