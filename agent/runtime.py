@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,43 +11,53 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from agent.spec import DialogueRunSpec, OpenAITeacher, RunSpec, SimulatorTeacher, check_credentials
+from agent.spec import DialogueRunSpec, RunSpec, SimulatorTeacher, SpecError
 from agent.store import RunStore
+from agent.teacher_endpoint import EndpointError, resolve_endpoint, simulator_profile
 from generators.cache import ResponseCache
 from generators.ledger import BudgetExceeded, Ledger, Prices
+from generators.providers import ProviderProfile
 from generators.teacher import Completion, Teacher, TeacherConfig, TeacherError, TeacherRequest
 
 T = TypeVar("T")
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
 
-def _teacher_config(spec: RunSpec | DialogueRunSpec, base_url: str, api_key: str) -> TeacherConfig:
+def _teacher_config(spec: RunSpec | DialogueRunSpec, base_url: str, api_key: str, profile: ProviderProfile,
+                    *, simulator: bool) -> TeacherConfig:
     t = spec.teacher
     return TeacherConfig(
-        base_url=base_url, model=t.model, api_key=api_key, max_concurrency=t.max_concurrency,
-        timeout_s=t.timeout_s, max_attempts=t.max_attempts, max_retry_wait_s=t.max_retry_wait_s,
-        temperature=t.temperature, max_output_tokens=t.max_output_tokens, structured_output=t.structured_output,
+        base_url=base_url, model=t.model, api_key=api_key, profile=profile, send_brief=simulator,
+        max_concurrency=t.max_concurrency, timeout_s=t.timeout_s, max_attempts=t.max_attempts,
+        max_retry_wait_s=t.max_retry_wait_s, temperature=t.temperature, max_output_tokens=t.max_output_tokens,
     )
+
+
+def run_ledger(spec: RunSpec | DialogueRunSpec, store: RunStore) -> Ledger:
+    """The run's ledger, starting from what the store says was already spent (a resume continues the count)."""
+    spent_usd, spent_tokens = store.spent()
+    return Ledger(Prices(spec.teacher.price_input_per_mtok, spec.teacher.price_output_per_mtok),
+                  max_usd=spec.budget.max_usd, max_tokens=spec.budget.max_teacher_tokens,
+                  spent_usd=spent_usd, spent_tokens=spent_tokens)
 
 
 @contextmanager
 def open_teacher(spec: RunSpec | DialogueRunSpec, store: RunStore, cache_path: Path) -> Iterator[Teacher]:
     """A ``Teacher`` for this run; starts the simulator on loopback when the spec asks for it."""
-    spent_usd, spent_tokens = store.spent()
-    ledger = Ledger(Prices(spec.teacher.price_input_per_mtok, spec.teacher.price_output_per_mtok),
-                    max_usd=spec.budget.max_usd, max_tokens=spec.budget.max_teacher_tokens,
-                    spent_usd=spent_usd, spent_tokens=spent_tokens)
+    ledger = run_ledger(spec, store)
     cache = ResponseCache(cache_path)
     try:
         if isinstance(spec.teacher, SimulatorTeacher):
             with _simulator(spec.teacher) as (base_url, key):
-                yield Teacher(_teacher_config(spec, base_url, key), cache=cache, ledger=ledger, journal=store)
+                config = _teacher_config(spec, base_url, key, simulator_profile(spec.teacher), simulator=True)
+                yield Teacher(config, cache=cache, ledger=ledger, journal=store)
         else:
-            assert isinstance(spec.teacher, OpenAITeacher)
-            check_credentials(spec)
-            key = os.environ[spec.teacher.api_key_env]
-            yield Teacher(_teacher_config(spec, spec.teacher.base_url, key), cache=cache, ledger=ledger,
-                          journal=store)
+            try:
+                endpoint = resolve_endpoint(spec.teacher)
+            except EndpointError as exc:
+                raise SpecError([str(exc)]) from None
+            config = _teacher_config(spec, endpoint.base_url, endpoint.api_key, endpoint.profile, simulator=False)
+            yield Teacher(config, cache=cache, ledger=ledger, journal=store)
     finally:
         cache.close()
 

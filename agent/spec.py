@@ -7,7 +7,6 @@ problem, each naming the field path and the fix.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -45,6 +44,24 @@ class SimulatorKnobs(_Strict):
     refusal_rate: float = Field(0.0, ge=0, le=1)
     diversity_width: int = Field(8, ge=1)
     seed: int = 0
+    profile: Literal["openai-reasoning", "openai-chat", "anthropic", "vllm", "ollama"] | None = Field(
+        None, description="Reject what this provider rejects, with its status and error body (conformance).")
+
+
+class ProfileOverrides(_Strict):
+    """Field-by-field overrides of the provider profile (see ``generators.providers``); unset keeps the default."""
+
+    token_limit_param: Literal["max_tokens", "max_completion_tokens"] | None = None
+    sends_temperature: bool | None = Field(None, description="False for models that accept only the default.")
+    max_temperature: float | None = Field(None, ge=0, le=2)
+    structured_output: Literal["json_schema", "json_object", "prompt"] | None = Field(
+        None, description="json_schema: constrained decoding; json_object: JSON mode; prompt: JSON asked for in "
+        "the prompt and validated.")
+    strict_schema: bool | None = None
+    reports_usage: bool | None = Field(None, description="False: tokens are estimated from the text.")
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    reasoning_allowance: int | None = Field(None, ge=0, description="Completion tokens reserved for hidden "
+                                            "reasoning on top of the answer (reasoning models).")
 
 
 class _TeacherCommon(_Strict):
@@ -55,19 +72,22 @@ class _TeacherCommon(_Strict):
     timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(6, ge=1, le=20, description="Attempts per call, first one included.")
     max_retry_wait_s: float = Field(30.0, gt=0, description="Cap on any single wait, Retry-After included.")
-    temperature: float = Field(0.9, ge=0, le=2)
-    max_output_tokens: int = Field(2048, ge=16)
-    structured_output: Literal["json_schema", "json_object", "none"] = "json_schema"
+    temperature: float = Field(0.9, ge=0, le=2, description="Generation temperature; labeling and judging use 0.")
+    max_output_tokens: int = Field(4096, ge=16, description="Ceiling on any call's output tokens; each call asks "
+                                   "for what its template needs (and the budget affords) below it.")
+    profile: ProfileOverrides = Field(default_factory=ProfileOverrides)
 
 
-class OpenAITeacher(_TeacherCommon):
-    """Any OpenAI-compatible endpoint: OpenAI, a gateway, vLLM, Ollama, llama.cpp."""
+class RemoteTeacher(_TeacherCommon):
+    """A real provider behind an OpenAI-compatible API: OpenAI, Anthropic, vLLM, Ollama, llama.cpp, or another."""
 
-    provider: Literal["openai"]
-    base_url: str = Field(..., min_length=1)
-    api_key_env: str = Field(
-        "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="NAME of the environment variable holding the key; the key itself never goes in a spec.",
+    provider: Literal["openai", "anthropic", "vllm", "ollama", "llama_cpp", "generic"]
+    base_url: str | None = Field(None, min_length=1, description="Default: OPENAI_BASE_URL when set, else the "
+                                 "provider's usual URL (generic: required).")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the key; the key itself never goes in a spec. "
+                    "Default: OPENAI_API_KEY (openai), ANTHROPIC_API_KEY (anthropic); local servers need none.",
     )
 
 
@@ -81,7 +101,7 @@ class SimulatorTeacher(_TeacherCommon):
     policy: Path | None = Field(None, description="Policy file (YAML) for strategy-teaching actions.")
 
 
-TeacherSpec = Annotated[OpenAITeacher | SimulatorTeacher, Field(discriminator="provider")]
+TeacherSpec = Annotated[RemoteTeacher | SimulatorTeacher, Field(discriminator="provider")]
 
 
 class Budget(_Strict):
@@ -230,18 +250,20 @@ class DialogueRunSpec(_Strict):
     budget: Budget = Field(default_factory=Budget)
 
 
+_TEACHER_TAGS = ("openai", "anthropic", "vllm", "ollama", "llama_cpp", "generic", "simulator")
 _FIX_BY_TYPE = {
     "extra_forbidden": "remove it, or check its spelling against the documented keys",
     "missing": "add it",
-    "union_tag_invalid": "set teacher.provider to 'openai' or 'simulator'",
-    "union_tag_not_found": "add teacher.provider: 'openai' or 'simulator'",
+    "union_tag_invalid": "set teacher.provider to one of openai, anthropic, vllm, ollama, llama_cpp, generic, "
+                         "simulator",
+    "union_tag_not_found": "add teacher.provider (openai, anthropic, vllm, ollama, llama_cpp, generic or simulator)",
     "literal_error": "use one of the values listed",
 }
 
 
 def _format_error(error: Any) -> str:
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
-    if loc[:1] == ["teacher"] and loc[1:2] in (["openai"], ["simulator"]):
+    if len(loc) > 1 and loc[0] == "teacher" and loc[1] in _TEACHER_TAGS:
         del loc[1]  # the discriminator tag pydantic inserts is not a key the user wrote
     path = ".".join(loc)
     if error["type"] == "value_error":  # our own validators: the message names the fix already
@@ -341,10 +363,11 @@ def load_spec(path: Path) -> RunSpec:
 
 
 def check_credentials(spec: RunSpec | DialogueRunSpec) -> None:
-    """Fail early, naming the variable, when an OpenAI-compatible teacher's key is not set."""
-    teacher = spec.teacher
-    if isinstance(teacher, OpenAITeacher) and not os.environ.get(teacher.api_key_env):
-        raise SpecError([
-            f"teacher.api_key_env: environment variable {teacher.api_key_env} is not set — "
-            f"export {teacher.api_key_env}=<your key> (the key never goes in the spec)"
-        ])
+    """Fail early, naming the variable or field, when a remote teacher cannot be reached as configured."""
+    from agent.teacher_endpoint import EndpointError, resolve_endpoint
+
+    if isinstance(spec.teacher, RemoteTeacher):
+        try:
+            resolve_endpoint(spec.teacher)
+        except EndpointError as exc:
+            raise SpecError([str(exc)]) from None

@@ -35,7 +35,7 @@ from generators.generation import (
     pgkd_requests,
     seed_requests,
 )
-from generators.ledger import BudgetExceeded
+from generators.ledger import BudgetExceeded, format_usd
 from generators.prompts import get_template
 from generators.schemas import AssignedLabels, GeneratedExamples, Guidelines
 from generators.teacher import Completion, Teacher, TeacherRequest
@@ -339,8 +339,8 @@ def _request_guidelines(ctx: RunContext, library: StrategyLibrary, round: int, f
     variables = {"task_description": ctx.task.description, "taxonomy": ctx.task.taxonomy(),
                  "pairs": "\n".join(f"{a} vs {b}" for a, b in pairs) + "\nExamples:\n" + "\n".join(lines)}
     brief = {"action": "guidelines", "pairs": [list(p) for p in pairs], "descriptions": ctx.task.labels}
-    request = TeacherRequest(template.id, template.version, template.render(variables, brief),
-                             template.output_schema, round=round)
+    request = template.request(variables, brief, items=len(pairs), round=round, temperature=0.0,
+                               labels=ctx.labels)
     [result] = run_requests(ctx.teacher, [request], Guidelines)
     if isinstance(result, BaseException):
         console.warn(f"round {round}: no labeling guidelines this round ({result})")
@@ -430,20 +430,22 @@ def evaluate_round(ctx: RunContext, round: int) -> dict[str, dict[str, float]]:
 
 
 def _budget_stop(ctx: RunContext, round: int) -> str | None:
-    """A reason to stop for money, tokens or time: spent, or the next round would cross the limit."""
+    """A reason to stop for money, tokens or time: a call was refused, or what is left pays for no call.
+
+    A round that the budget only partly affords still runs: the ledger refuses each call that could
+    cross the limit, so the run spends what it was given instead of stopping with most of it unused.
+    """
     if ctx.budget_hit:
         return ctx.budget_hit
     budget = ctx.spec.budget
     spent_usd, spent_tokens = ctx.store.spent()
-    from_teacher = max(1, len(ctx.store.query(
-        "SELECT id FROM examples WHERE split='train' AND origin IN ('generated', 'active')")))
-    per_example_usd, per_example_tokens = spent_usd / from_teacher, spent_tokens / from_teacher
-    planned = ctx.spec.loop.examples_per_round + ctx.spec.loop.active_per_round
-    if budget.max_usd is not None and spent_usd + per_example_usd * planned > budget.max_usd:
-        return f"budget: next round (~${per_example_usd * planned:.4f}) would exceed max_usd={budget.max_usd}"
+    paid_calls = max(1, sum(int(c["calls"]) for c in ctx.store.calls_by_prompt().values()))
+    if budget.max_usd is not None and budget.max_usd - spent_usd < spent_usd / paid_calls:
+        return (f"budget: {format_usd(budget.max_usd - spent_usd)} left of max_usd={format_usd(budget.max_usd)}, "
+                f"less than one teacher call (~{format_usd(spent_usd / paid_calls)})")
     tokens_cap = budget.max_teacher_tokens
-    if tokens_cap is not None and spent_tokens + per_example_tokens * planned > tokens_cap:
-        return f"budget: next round would exceed max_teacher_tokens={budget.max_teacher_tokens}"
+    if tokens_cap is not None and tokens_cap - spent_tokens < spent_tokens / paid_calls:
+        return f"budget: {tokens_cap - spent_tokens} tokens left of max_teacher_tokens={tokens_cap}, less than one call"
     if budget.max_minutes is not None and elapsed_minutes(ctx.store) >= budget.max_minutes:
         return f"budget: wall time {elapsed_minutes(ctx.store):.1f} min ≥ max_minutes={budget.max_minutes}"
     return None

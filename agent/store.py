@@ -83,6 +83,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE teach_rounds (idx INTEGER PRIMARY KEY, outcome_json TEXT NOT NULL, finished_at REAL NOT NULL);
     """,
+    # 5: real providers — how a request was adapted after a 400, and the cost plan made before the run.
+    """
+    ALTER TABLE teacher_calls ADD COLUMN adaptation TEXT;
+    CREATE TABLE plans (id INTEGER PRIMARY KEY CHECK (id = 1), plan_json TEXT NOT NULL, created_at REAL NOT NULL);
+    """,
 ]
 
 
@@ -171,11 +176,11 @@ class RunStore:
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO teacher_calls(round, prompt_id, prompt_version, request_hash, sample_index, model,"
-                " tokens_in, tokens_out, cost_usd, latency_s, attempts, cache_hit, status, error, created_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " tokens_in, tokens_out, cost_usd, latency_s, attempts, cache_hit, status, error, adaptation,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (call.round, call.prompt_id, call.prompt_version, call.request_hash, call.sample_index,
                  call.model, call.tokens_in, call.tokens_out, call.cost_usd, call.latency_s, call.attempts,
-                 int(call.cache_hit), call.status, call.error, time.time()),
+                 int(call.cache_hit), call.status, call.error, call.adaptation, time.time()),
             )
             return int(cursor.lastrowid or 0)
 
@@ -195,6 +200,30 @@ class RunStore:
         )[0]
         return {"calls": row["n"], "cache_hits": row["hits"], "tokens_in": row["tin"], "tokens_out": row["tout"],
                 "cost_usd": round(row["usd"], 6), "retries": row["retries"], "failed": row["failed"]}
+
+    def adaptations(self) -> list[str]:
+        """Each distinct way a request was changed to be accepted by the provider, in order of first use."""
+        rows = self.query("SELECT adaptation FROM teacher_calls WHERE adaptation IS NOT NULL ORDER BY id")
+        return list(dict.fromkeys(part for row in rows for part in str(row[0]).split("; ")))
+
+    def calls_by_prompt(self) -> dict[str, dict[str, float]]:
+        """Paid calls, tokens and USD per prompt template (cache hits excluded): the actuals beside the plan."""
+        rows = self.query("SELECT prompt_id, COUNT(*) n, SUM(tokens_in) tin, SUM(tokens_out) tout, SUM(cost_usd) usd"
+                          " FROM teacher_calls WHERE cache_hit=0 GROUP BY prompt_id ORDER BY prompt_id")
+        return {r["prompt_id"]: {"calls": r["n"], "tokens_in": r["tin"], "tokens_out": r["tout"], "usd": r["usd"]}
+                for r in rows}
+
+    # -- the cost plan --------------------------------------------------------------------------
+
+    def save_plan(self, plan: dict[str, Any]) -> None:
+        """Keep the first plan of a run (a resume does not replace what was planned at the start)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO plans(id, plan_json, created_at) VALUES (1, ?, ?)",
+                       (json.dumps(plan), time.time()))
+
+    def plan(self) -> dict[str, Any] | None:
+        rows = self.query("SELECT plan_json FROM plans WHERE id=1")
+        return json.loads(rows[0][0]) if rows else None
 
     # -- rounds ---------------------------------------------------------------------------------
 

@@ -58,8 +58,10 @@ class TeachContext:
 def _request(template_id: str, variables: dict[str, Any], brief: dict[str, Any], round: int,
              sample_index: int = 0) -> TeacherRequest:
     template = get_template(template_id)
-    return TeacherRequest(template.id, template.version, template.render(variables, brief), template.output_schema,
-                          sample_index=sample_index, round=round, temperature=0.0 if template_id == "judge" else None)
+    items = int(brief.get("n", 1))
+    # Judging is a measurement: temperature 0 wherever the model allows one.
+    return template.request(variables, brief, items=items, sample_index=sample_index, round=round,
+                            temperature=0.0 if template_id == "judge" else None)
 
 
 def _one(ctx: TeachContext, request: TeacherRequest, schema: type[Any]) -> Any:

@@ -1,43 +1,38 @@
-"""The ``brief`` block: the machine-readable tail of every teacher prompt (DESIGN §5).
+"""The ``brief``: the machine-readable twin of a teacher prompt, for the teacher simulator only (DESIGN §5).
 
-Every prompt template ends its last user message with a fenced block::
+A real teacher receives the natural-language prompt alone, which carries everything it needs. When the
+teacher *is* the simulator, the gateway also sends the brief out of band, as one extra top-level field
+of the request body (``extra_body`` of the openai SDK)::
 
-    ```brief
-    {"action": "generate", "label": "card_arrival", "n": 16, ...}
-    ```
+    {"model": ..., "messages": [...], "distill_brief": {"action": "generate", "label": "card_arrival", "n": 16}}
 
-A real LLM reads it as part of its instructions; the teacher simulator parses it.
+So no real provider ever sees (or bills) it, and the simulator never has to parse prose.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-_BRIEF_RE = re.compile(r"```brief\s*\n(.*?)\n```", re.DOTALL)
+BRIEF_FIELD = "distill_brief"
 
 
 class BriefError(ValueError):
-    """The prompt carries no brief block, or the block is not a JSON object with an action."""
+    """The request carries no brief, or the brief is not a JSON object with a string action."""
 
 
-def render_brief(brief: dict[str, Any]) -> str:
-    """Return the fenced brief block for ``brief`` (stable key order, so cache keys are stable)."""
-    if "action" not in brief:
-        raise BriefError("a brief needs an 'action' key")
-    return "```brief\n" + json.dumps(brief, ensure_ascii=False, sort_keys=True) + "\n```"
+def brief_body(brief: dict[str, Any]) -> dict[str, Any]:
+    """The ``extra_body`` that carries ``brief`` to the simulator."""
+    if not isinstance(brief.get("action"), str):
+        raise BriefError("a brief needs a string 'action'")
+    return {BRIEF_FIELD: brief}
 
 
-def parse_brief(text: str) -> dict[str, Any]:
-    """Return the JSON object of the *last* brief block in ``text``."""
-    matches = _BRIEF_RE.findall(text)
-    if not matches:
-        raise BriefError("no ```brief block found in the last user message")
-    try:
-        brief = json.loads(matches[-1])
-    except json.JSONDecodeError as exc:
-        raise BriefError(f"the brief block is not valid JSON: {exc}") from exc
+def parse_brief(body: dict[str, Any]) -> dict[str, Any]:
+    """The brief of a chat-completions request body (the simulator's side)."""
+    brief = body.get(BRIEF_FIELD)
+    if brief is None:
+        raise BriefError(f"no '{BRIEF_FIELD}' in the request body: the simulator answers distill's gateway, "
+                         "which sends one when the teacher is the simulator")
     if not isinstance(brief, dict) or not isinstance(brief.get("action"), str):
-        raise BriefError("the brief block must be a JSON object with a string 'action'")
+        raise BriefError(f"'{BRIEF_FIELD}' must be a JSON object with a string 'action'")
     return brief

@@ -82,8 +82,8 @@ def seed_requests(task: TaskInfo, label: str, n: int, *, per_call: int, rng: ran
                      "existing": existing}
         brief = {"action": "generate", "label": label, "n": count, "like": shown, "avoid": [],
                  "attributes": attrs, "purpose": purpose}
-        requests.append(TeacherRequest(template.id, template.version, template.render(variables, brief),
-                                       template.output_schema, sample_index=index, round=round))
+        requests.append(template.request(variables, brief, items=count, sample_index=index, round=round,
+                                         labels=list(task.labels)))
     return requests
 
 
@@ -129,8 +129,8 @@ def pgkd_requests(task: TaskInfo, feedback: Feedback, label: str, n: int, *, per
         brief = {"action": "generate", "label": label, "n": count,
                  "like": [t for t, _ in missed] + correct, "avoid": [t for t, _, _ in hard],
                  "attributes": attrs, "purpose": "pgkd"}
-        requests.append(TeacherRequest(template.id, template.version, template.render(variables, brief),
-                                       template.output_schema, sample_index=index, round=feedback.round))
+        requests.append(template.request(variables, brief, items=count, sample_index=index, round=feedback.round,
+                                         labels=list(task.labels)))
     return requests
 
 
@@ -143,6 +143,7 @@ def label_requests(task: TaskInfo, texts: list[str], *, per_call: int, round: in
         variables = {"task_description": task.description, "taxonomy": task.taxonomy(),
                      "numbered_texts": "\n".join(f"{i}. {t}" for i, t in enumerate(chunk))}
         brief = {"action": "label", "labels": list(task.labels), "texts": chunk}
-        requests.append(TeacherRequest(template.id, template.version, template.render(variables, brief),
-                                       template.output_schema, sample_index=0, round=round))
+        # Temperature 0: a label is a judgement, not a creative draw (the profile drops it where not allowed).
+        requests.append(template.request(variables, brief, items=len(chunk), round=round, temperature=0.0,
+                                         labels=list(task.labels)))
     return requests

@@ -28,6 +28,7 @@ class CallRecord:
     status: str  # ok | invalid_output | error | budget_exceeded
     error: str | None = None
     round: int | None = None
+    adaptation: str | None = None  # how the request was changed after the provider rejected a parameter
 
 
 class CallJournal(Protocol):

@@ -7,9 +7,14 @@ SDK to any OpenAI-compatible endpoint. Around that single call:
   and connection errors are retried with jittered exponential backoff, honouring ``Retry-After``
   (capped); any other 4xx fails at once; attempts are bounded;
 - a semaphore bounds concurrency;
+- the request is phrased for the provider's profile (token-limit parameter, temperature, structured
+  output); a 400 naming a parameter the provider does not take is answered once by adapting the
+  profile (``generators.providers.adapt``), recorded in the journal, and kept for the run;
 - the reply is validated with pydantic against the prompt's schema, with one re-ask when invalid;
-- a content-addressed cache makes identical requests free, and a ledger refuses any call that could
-  cross the budget before it is sent;
+- a content-addressed cache makes identical requests free; a ledger reserves each call's realistic
+  output bound when it takes its concurrency slot and caps its output tokens at what the budget still
+  affords, so no call can cross the budget;
+- the simulator's brief travels out of band (``extra_body``), only when the teacher is the simulator;
 - every call, cached or not, failed or not, is journaled. The API key appears nowhere but in the
   SDK's Authorization header; error texts are scrubbed of it before they are stored.
 """
@@ -17,7 +22,6 @@ SDK to any OpenAI-compatible endpoint. Around that single call:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -27,13 +31,17 @@ import openai
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from generators.brief import brief_body
 from generators.cache import CachedResponse, ResponseCache, request_key
 from generators.journal import CallJournal, CallRecord
-from generators.ledger import BudgetExceeded, Ledger, prompt_token_bound
+from generators.ledger import Ledger, Reservation, prompt_token_bound
+from generators.providers import PROFILES, Adaptation, ProviderProfile, adapt, request_params
 
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+# A request adapts to at most this many rejected parameters (e.g. max_tokens, then temperature).
+MAX_ADAPTATIONS = 3
 
 
 class TeacherError(RuntimeError):
@@ -51,14 +59,15 @@ class TeacherConfig:
     base_url: str
     model: str
     api_key: str = field(repr=False)
+    profile: ProviderProfile = PROFILES["vllm"]
+    send_brief: bool = False  # True only for the simulator: a real provider must never see the brief
     max_concurrency: int = 8
     timeout_s: float = 60.0
     max_attempts: int = 6
     max_retry_wait_s: float = 30.0
     backoff_initial_s: float = 0.5
-    temperature: float = 0.9
-    max_output_tokens: int = 2048
-    structured_output: str = "json_schema"  # json_schema | json_object | none
+    temperature: float = 0.9  # generation; requests that need determinism (labeling, judging) ask for 0
+    max_output_tokens: int = 4096  # ceiling on any call's output, reasoning included
     invalid_output_exchanges: int = 2  # each: one request plus one re-ask when the reply is invalid
 
     def __post_init__(self) -> None:
@@ -66,13 +75,16 @@ class TeacherConfig:
             raise ValueError("max_concurrency must be ≥ 1")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be ≥ 1 (the first attempt counts)")
-        if self.structured_output not in ("json_schema", "json_object", "none"):
-            raise ValueError("structured_output must be one of json_schema, json_object, none")
 
 
 @dataclass(frozen=True)
 class TeacherRequest:
-    """One prompt, rendered. ``sample_index`` keeps N samples of one prompt distinct in the cache."""
+    """One prompt, rendered. ``sample_index`` keeps N samples of one prompt distinct in the cache.
+
+    ``output_tokens`` is the template's realistic bound on the reply for this request's size; the
+    ledger reserves it and the call may not produce more. ``brief`` is the simulator's machine-readable
+    twin of the prompt; it is sent only to the simulator and is not part of the cache key.
+    """
 
     prompt_id: str
     prompt_version: int
@@ -80,8 +92,9 @@ class TeacherRequest:
     schema: dict[str, Any]
     sample_index: int = 0
     temperature: float | None = None
-    max_tokens: int | None = None
+    output_tokens: int = 1024
     round: int | None = None
+    brief: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,7 @@ class _Attempt:
     tokens_in: int
     tokens_out: int
     attempts: int
+    adaptation: str | None = None  # what this call changed to be accepted (journaled)
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -144,6 +158,8 @@ class Teacher:
         self.cache = cache
         self.ledger = ledger
         self.journal = journal
+        self.profile = config.profile  # changes only by adaptation to a provider's 400
+        self.adaptations: list[str] = []
         self.http_requests = 0
         self._client: openai.AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -170,20 +186,28 @@ class Teacher:
 
     async def complete(self, request: TeacherRequest, schema_model: type[ParsedT]) -> Completion[ParsedT]:
         """Return the validated reply to ``request``: from the cache if seen, else from the teacher."""
-        payload = self._payload(request, request.messages)
-        key = request_key(payload, request.sample_index)
+        key = request_key(self._identity(request), request.sample_index)
         cached = self.cache.get(key)
         if cached is not None:
-            parsed = schema_model.model_validate_json(cached.content)
+            parsed = schema_model.model_validate_json(extract_json(cached.content))
             call_id = self._journal(request, key, _Attempt(cached.content, cached.finish_reason, 0, 0, 0),
                                     cost=0.0, latency=0.0, cache_hit=True, status="ok")
             return Completion(parsed, cached.content, call_id, 0, 0, 0.0, 0, True)
-        return await self._complete_uncached(request, schema_model, payload, key)
+        return await self._complete_uncached(request, schema_model, key)
+
+    def _identity(self, request: TeacherRequest) -> dict[str, Any]:
+        """What the answer depends on: the cache key. Not the wire phrasing (profile, adaptations, output cap),
+        so an adapted or budget-capped request still finds the answer paid for before."""
+        return {"model": self.config.model, "messages": request.messages, "schema": request.schema,
+                "temperature": self._temperature(request)}
+
+    def _temperature(self, request: TeacherRequest) -> float:
+        return self.config.temperature if request.temperature is None else request.temperature
 
     # -- internals ------------------------------------------------------------------------------
 
     async def _complete_uncached(self, request: TeacherRequest, schema_model: type[ParsedT],
-                                 payload: dict[str, Any], key: str) -> Completion[ParsedT]:
+                                 key: str) -> Completion[ParsedT]:
         """Send, validate, and on invalid output re-ask once (showing the model its reply and the problem).
 
         If the re-ask is invalid too, the exchange starts over from the original request, up to
@@ -192,12 +216,12 @@ class Teacher:
         """
         problem = ""
         for _ in range(self.config.invalid_output_exchanges):
-            attempt, cost, latency = await self._send_and_book(request, payload, key)
+            attempt, cost, latency = await self._send_and_book(request, request.messages, key)
             parsed, problem = self._validate(attempt, schema_model)
             if parsed is None:
                 self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output",
                               error=problem)
-                reask = self._payload(request, self._reask_messages(request, attempt.content, problem))
+                reask = self._reask_messages(request, attempt.content, problem)
                 attempt, cost, latency = await self._send_and_book(request, reask, key)
                 parsed, problem = self._validate(attempt, schema_model)
             if parsed is not None:
@@ -211,27 +235,66 @@ class Teacher:
                           error=problem)
         raise InvalidOutput(f"{request.prompt_id}: teacher output invalid after re-asking: {problem}")
 
-    async def _send_and_book(self, request: TeacherRequest, payload: dict[str, Any],
+    def _wanted_output_tokens(self, request: TeacherRequest) -> int:
+        """The call's output bound: its template's size, plus hidden reasoning, under the configured ceiling."""
+        return min(self.config.max_output_tokens, request.output_tokens + self.profile.reasoning_allowance)
+
+    async def _send_and_book(self, request: TeacherRequest, messages: list[dict[str, str]],
                              key: str) -> tuple[_Attempt, float, float]:
-        """Reserve budget, send with retries, settle the ledger; journal and re-raise on failure."""
-        reservation = self.ledger.reserve(prompt_token_bound(payload["messages"]), payload["max_tokens"])
-        started = time.monotonic()
+        """Take a concurrency slot, reserve the budget, send (adapting to the provider), settle the ledger."""
+        _client, semaphore = self._ensure_client()
         attempts_box = [0]
-        try:
-            attempt = await self._send_with_retries(payload, attempts_box)
-        except BaseException as exc:
-            self.ledger.settle(reservation, 0, 0)
-            failed = _Attempt("", "", 0, 0, attempts_box[0])
-            self._journal(request, key, failed, 0.0, time.monotonic() - started, cache_hit=False,
-                          status="error", error=self._scrub(f"{type(exc).__name__}: {exc}"))
-            if isinstance(exc, openai.OpenAIError):
-                raise TeacherError(self._scrub(f"{request.prompt_id}: teacher call failed after "
-                                               f"{attempts_box[0]} attempt(s): {exc}")) from None
-            raise
-        cost = self.ledger.settle(reservation, attempt.tokens_in, attempt.tokens_out)
+        async with semaphore:
+            # Reserved only now, with the slot: calls waiting in the queue hold no budget.
+            wanted = self._wanted_output_tokens(request)
+            reservation = self.ledger.reserve(prompt_token_bound(messages), wanted, min_output=wanted // 2)
+            started = time.monotonic()
+            try:
+                attempt = await self._send_adapting(request, messages, reservation, attempts_box)
+            except BaseException as exc:
+                self.ledger.settle(reservation, 0, 0)
+                failed = _Attempt("", "", 0, 0, attempts_box[0])
+                self._journal(request, key, failed, 0.0, time.monotonic() - started, cache_hit=False,
+                              status="error", error=self._scrub(f"{type(exc).__name__}: {exc}"))
+                if isinstance(exc, openai.OpenAIError):
+                    raise TeacherError(self._scrub(f"{request.prompt_id}: teacher call failed after "
+                                                   f"{attempts_box[0]} attempt(s): {exc}")) from None
+                raise
+            cost = self.ledger.settle(reservation, attempt.tokens_in, attempt.tokens_out)
         return attempt, cost, time.monotonic() - started
 
-    async def _send_with_retries(self, payload: dict[str, Any], attempts_box: list[int]) -> _Attempt:
+    async def _send_adapting(self, request: TeacherRequest, messages: list[dict[str, str]],
+                             reservation: Reservation, attempts_box: list[int]) -> _Attempt:
+        """Send; a 400 that names a parameter this provider does not take changes the profile once, then resends.
+
+        A 400 is not billed, so adapting costs nothing; any other 4xx, or a 400 we cannot map to a
+        parameter of ours, fails the call at once.
+        """
+        adopted: list[str] = []
+        for _ in range(MAX_ADAPTATIONS + 1):
+            payload = self._payload(request, messages, reservation.max_output_tokens)
+            try:
+                attempt = await self._send_with_retries(payload, messages, attempts_box)
+            except openai.BadRequestError as exc:
+                adaptation = adapt(self.profile, str(exc.message), _param_of(exc))
+                if adaptation is None:
+                    raise
+                self._adopt(adaptation)
+                adopted.append(adaptation.description)
+                continue
+            attempt.adaptation = "; ".join(adopted) or None
+            return attempt
+        raise TeacherError(f"{request.prompt_id}: still rejected after {MAX_ADAPTATIONS} adaptations: "
+                           f"{'; '.join(self.adaptations)}")
+
+    def _adopt(self, adaptation: Adaptation) -> None:
+        """Keep ``adaptation`` for the rest of the run (concurrent calls may report the same one: once is enough)."""
+        if adaptation.description not in self.adaptations:
+            self.adaptations.append(adaptation.description)
+        self.profile = adaptation.profile
+
+    async def _send_with_retries(self, payload: dict[str, Any], messages: list[dict[str, str]],
+                                 attempts_box: list[int]) -> _Attempt:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self.config.max_attempts),
@@ -241,7 +304,7 @@ class Teacher:
         async for attempt in retrying:
             with attempt:
                 attempts_box[0] = attempt.retry_state.attempt_number
-                result = await self._send_once(payload)
+                result = await self._send_once(payload, messages)
                 result.attempts = attempts_box[0]
                 return result
         raise AssertionError("unreachable: tenacity re-raises the last error")
@@ -256,35 +319,31 @@ class Teacher:
         ceiling = min(cap, self.config.backoff_initial_s * 2 ** (state.attempt_number - 1))
         return self._rng.uniform(ceiling / 2, ceiling)
 
-    async def _send_once(self, payload: dict[str, Any]) -> _Attempt:
-        client, semaphore = self._ensure_client()
-        async with semaphore:
-            self.http_requests += 1
-            response = await client.chat.completions.create(**payload)
+    async def _send_once(self, payload: dict[str, Any], messages: list[dict[str, str]]) -> _Attempt:
+        client, _semaphore = self._ensure_client()
+        self.http_requests += 1
+        response = await client.chat.completions.create(**payload)
         choice = response.choices[0]
+        content = choice.message.content or ""
         usage = response.usage
-        return _Attempt(
-            content=choice.message.content or "",
-            finish_reason=str(choice.finish_reason or ""),
-            tokens_in=usage.prompt_tokens if usage else 0,
-            tokens_out=usage.completion_tokens if usage else 0,
-            attempts=1,
-        )
+        if usage is not None and self.profile.reports_usage:
+            tokens_in, tokens_out = usage.prompt_tokens, usage.completion_tokens
+        else:  # no usage reported: book a safe upper bound (a token is at least one byte)
+            tokens_in, tokens_out = prompt_token_bound(messages), len(content.encode("utf-8"))
+        return _Attempt(content=content, finish_reason=str(choice.finish_reason or ""), tokens_in=tokens_in,
+                        tokens_out=tokens_out, attempts=1)
 
-    def _payload(self, request: TeacherRequest, messages: list[dict[str, str]]) -> dict[str, Any]:
+    def _payload(self, request: TeacherRequest, messages: list[dict[str, str]],
+                 max_output_tokens: int) -> dict[str, Any]:
+        """The request as this provider takes it; the brief rides along only to the simulator."""
         payload: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": messages,
-            "temperature": self.config.temperature if request.temperature is None else request.temperature,
-            "max_tokens": request.max_tokens or self.config.max_output_tokens,
+            "model": self.config.model, "messages": messages,
+            **request_params(self.profile, temperature=self._temperature(request),
+                             max_output_tokens=max_output_tokens, schema_name=request.prompt_id,
+                             schema=request.schema),
         }
-        if self.config.structured_output == "json_schema":
-            payload["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.prompt_id, "schema": request.schema, "strict": False},
-            }
-        elif self.config.structured_output == "json_object":
-            payload["response_format"] = {"type": "json_object"}
+        if self.config.send_brief and request.brief is not None:
+            payload["extra_body"] = brief_body(request.brief)
         return payload
 
     @staticmethod
@@ -292,17 +351,14 @@ class Teacher:
         if attempt.finish_reason == "length":
             return None, "the reply was cut off (finish_reason=length)"
         try:
-            return schema_model.model_validate_json(_strip_fences(attempt.content)), ""
+            return schema_model.model_validate_json(extract_json(attempt.content)), ""
         except ValidationError as exc:
             return None, f"not valid JSON for the schema: {exc.errors()[0]['msg']}"
 
     @staticmethod
     def _reask_messages(request: TeacherRequest, bad_content: str, problem: str) -> list[dict[str, str]]:
-        last_user = request.messages[-1]["content"]
-        brief_at = last_user.rfind("```brief")
-        brief = last_user[brief_at:] if brief_at >= 0 else ""
         fix = (f"Your previous reply could not be used: {problem}. Reply again with only one JSON object "
-               f"that matches the requested schema, no prose, shorter if needed.\n\n{brief}")
+               "that matches the requested format, no prose, shorter if needed.")
         return [*request.messages, {"role": "assistant", "content": bad_content[:2000]},
                 {"role": "user", "content": fix}]
 
@@ -312,13 +368,30 @@ class Teacher:
             prompt_id=request.prompt_id, prompt_version=request.prompt_version, request_hash=key,
             sample_index=request.sample_index, model=self.config.model, tokens_in=attempt.tokens_in,
             tokens_out=attempt.tokens_out, cost_usd=cost, latency_s=latency, attempts=attempt.attempts,
-            cache_hit=cache_hit, status=status, error=error, round=request.round,
+            cache_hit=cache_hit, status=status, error=error, round=request.round, adaptation=attempt.adaptation,
         ))
 
     def _scrub(self, text: str) -> str:
         """Remove the API key from any text before it is stored or shown."""
         key = self.config.api_key
         return text.replace(key, "***") if key and len(key) >= 4 else text
+
+
+def _param_of(exc: openai.BadRequestError) -> str | None:
+    param = getattr(exc, "param", None)
+    return param if isinstance(param, str) else None
+
+
+def extract_json(content: str) -> str:
+    """The JSON object in a reply: bare, in a ```json fence, or inside prose (prompt-only JSON mode).
+
+    Models without constrained decoding often wrap the object ("Here is the JSON: {...}"); the object
+    spans from the first ``{`` to the last ``}``. A reply with no object is returned as is, so the
+    validation error says what was wrong.
+    """
+    text = _strip_fences(content)
+    start, end = text.find("{"), text.rfind("}")
+    return text[start:end + 1] if 0 <= start < end else text
 
 
 def _strip_fences(content: str) -> str:
@@ -328,12 +401,3 @@ def _strip_fences(content: str) -> str:
         text = text.split("\n", 1)[1] if "\n" in text else ""
         text = text.rsplit("```", 1)[0]
     return text
-
-
-def budget_refusal(exc: BudgetExceeded) -> str:
-    """A one-line reason for stopping, shown to the user and stored with the round decision."""
-    return f"budget reached before the call was sent: {exc}"
-
-
-def dumps_schema(model: type[BaseModel]) -> str:
-    return json.dumps(model.model_json_schema(), sort_keys=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ TASK = TaskInfo("Customer messages to a bank.", {
 def make_teacher(base_url: str, tmp_path: Path, *, ledger: Ledger | None = None, key: str = "sk-test",
                  **overrides: Any) -> tuple[Teacher, MemoryJournal]:
     settings: dict[str, Any] = {"max_attempts": 4, "max_retry_wait_s": 5.0, "backoff_initial_s": 0.05,
-                                "timeout_s": 5.0, **overrides}
+                                "timeout_s": 5.0, "send_brief": True, **overrides}
     journal = MemoryJournal()
     teacher = Teacher(TeacherConfig(base_url=base_url, model="sim-teacher", api_key=key, **settings),
                       cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=ledger or Ledger(Prices()),
@@ -37,7 +38,7 @@ def request(label: str = "card_arrival", n: int = 3, index: int = 0) -> TeacherR
 
     task = TaskInfo(TASK.description, {**TASK.labels, label: TASK.labels.get(label, "")})
     req = seed_requests(task, label, n, per_call=n, rng=random.Random(index), examples=[])[0]
-    return TeacherRequest(req.prompt_id, req.prompt_version, req.messages, req.schema, sample_index=index)
+    return dataclasses.replace(req, sample_index=index)
 
 
 def complete(teacher: Teacher, req: TeacherRequest) -> Any:
@@ -159,10 +160,9 @@ def test_budget_never_exceeded_with_32_concurrent_calls(make_simulator: Any, tmp
     server = make_simulator(latency_ms=50)
     prices = Prices(input_per_mtok=1000.0, output_per_mtok=1000.0)  # $0.001 per token: the budget binds
     probe = request(label="exchange_rate", n=1, index=31)
-    worst_case = prices.cost(prompt_token_bound(probe.messages), 256)
+    worst_case = prices.cost(prompt_token_bound(probe.messages), probe.output_tokens)
     ledger = Ledger(prices, max_usd=worst_case * 5.5)
-    teacher, journal = make_teacher(server.base_url, tmp_path, ledger=ledger, max_concurrency=32,
-                                    max_output_tokens=256)
+    teacher, journal = make_teacher(server.base_url, tmp_path, ledger=ledger, max_concurrency=32)
 
     async def main() -> list[Any]:
         try:
