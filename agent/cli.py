@@ -94,6 +94,29 @@ def _run_dialogue(spec_path: Path, run_dir: Path | None, fresh: bool) -> None:
 
 
 @app.command()
+def plan(
+    spec: Annotated[Path, typer.Argument(help="Task spec (YAML).", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Expected teacher calls, tokens and cost per round and in total, before any paid call (sends nothing)."""
+    from agent.plan import plan_run, render_plan
+    from agent.spec import load_any_spec
+
+    try:
+        data = plan_run(load_any_spec(spec))
+    except SpecError as exc:
+        _fail(exc.problems)
+        return
+    except ValueError as exc:  # a bad data file: the message names the file and line
+        _fail([str(exc)])
+        return
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        render_plan(data)
+
+
+@app.command()
 def resume(run_dir: RunDirArg) -> None:
     """Continue a run that stopped or crashed, from its last durable step (no repeated paid calls)."""
     from agent.run import execute

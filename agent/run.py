@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.loop import LoopResult, StepHook, run_loop
+from agent.plan import plan_run
 from agent.runtime import open_teacher, package_versions
 from agent.spec import RunSpec, SpecError, check_credentials, load_spec, parse_spec
 from agent.steps import RunContext
@@ -68,6 +69,7 @@ def create_run_dir(spec: RunSpec, run_dir: Path | None, *, fresh: bool = False) 
     (run_dir / SPEC_FILE).write_text(json.dumps(spec_data, indent=2))
     store = RunStore(run_dir / "run.sqlite")
     store.create_run(run_dir.name, spec.name, spec_data, package_versions(), _git_sha())
+    store.save_plan(plan_run(spec))  # `distill status` shows it beside what was spent
     store.close()
     return run_dir
 

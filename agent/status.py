@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.store import RunStore
+from generators.ledger import format_usd
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
@@ -31,10 +32,28 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         return {
             "run_id": info["id"] if info else run_dir.name, "name": info["name"] if info else None,
             "status": info["status"] if info else None, "stop_reason": info["stop_reason"] if info else None,
-            "rounds": rounds, "teacher": store.call_summary(),
+            "rounds": rounds, "teacher": store.call_summary(), "adaptations": store.adaptations(),
+            "plan_vs_actual": _plan_vs_actual(store),
         }
     finally:
         store.close()
+
+
+def _plan_vs_actual(store: RunStore) -> list[dict[str, Any]]:
+    """Per prompt template: the calls, tokens and USD planned before the run beside those paid for."""
+    plan = store.plan()
+    planned: dict[str, dict[str, float]] = {}
+    for line in plan["lines"] if plan else []:
+        row = planned.setdefault(line["prompt_id"], {"calls": 0, "tokens": 0, "usd": 0.0})
+        row["calls"] += line["calls"]
+        row["tokens"] += line["tokens_in"] + line["tokens_out"]
+        row["usd"] += line["usd"]
+    actual = store.calls_by_prompt()
+    return [{"prompt_id": prompt_id, "planned": planned.get(prompt_id),
+             "actual": ({"calls": actual[prompt_id]["calls"], "usd": actual[prompt_id]["usd"],
+                         "tokens": actual[prompt_id]["tokens_in"] + actual[prompt_id]["tokens_out"]}
+                        if prompt_id in actual else None)}
+            for prompt_id in sorted(set(planned) | set(actual))]
 
 
 def _fmt(value: float | None) -> str:
@@ -43,6 +62,7 @@ def _fmt(value: float | None) -> str:
 
 def render_status(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -58,9 +78,28 @@ def render_status(data: dict[str, Any]) -> None:
     console.print(table)
     t = data["teacher"]
     console.print(f"teacher: {t['calls']} calls ({t['cache_hits']} cached, {t['retries']} retries, {t['failed']} "
-                  f"failed), {t['tokens_in']}+{t['tokens_out']} tokens, ${t['cost_usd']:.4f}")
+                  f"failed), {t['tokens_in']}+{t['tokens_out']} tokens, {format_usd(t['cost_usd'])}")
+    for adaptation in data["adaptations"]:
+        console.print(f"  provider adaptation: {escape(adaptation)}")
+    if data["plan_vs_actual"]:
+        console.print(_plan_table(data["plan_vs_actual"]))
     for r in data["rounds"]:
         for reason in r["reasons"]:
-            console.print(f"  round {r['round']}: {reason}")
+            console.print(f"  round {r['round']}: {escape(reason)}")
     if data["stop_reason"]:
-        console.print(f"stop reason: {data['stop_reason']}")
+        console.print(f"stop reason: {escape(data['stop_reason'])}")
+
+
+def _plan_table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="teacher: planned (distill plan) vs paid")
+    for column in ("prompt", "calls planned", "calls paid", "tokens planned", "tokens paid", "USD planned",
+                   "USD paid"):
+        table.add_column(column, justify="left" if column == "prompt" else "right")
+    for row in rows:
+        planned, actual = row["planned"] or {}, row["actual"] or {}
+        table.add_row(row["prompt_id"], *(str(x.get("calls", "–")) for x in (planned, actual)),
+                      *(f"{x['tokens']:,}" if x else "–" for x in (planned, actual)),
+                      *(format_usd(x["usd"]) if x else "–" for x in (planned, actual)))
+    return table

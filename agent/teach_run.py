@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from agent import console
+from agent.plan import plan_run
 from agent.run import SPEC_FILE, _git_sha, memoised_embedder
 from agent.runtime import open_teacher, package_versions
 from agent.spec import DialogueRunSpec, SpecError, check_credentials, parse_any_spec
@@ -65,6 +66,7 @@ def create_dialogue_run(spec: DialogueRunSpec, run_dir: Path) -> None:
     (run_dir / SPEC_FILE).write_text(json.dumps(data, indent=2))
     store = RunStore(run_dir / "run.sqlite")
     store.create_run(run_dir.name, spec.name, data, package_versions(), _git_sha())
+    store.save_plan(plan_run(spec))
     store.close()
 
 

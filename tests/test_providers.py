@@ -175,7 +175,7 @@ def test_sdk_environment_conventions(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_endpoint(RemoteTeacher(provider="openai", model="gpt-4o-mini"))
     with pytest.raises(EndpointError, match="ANTHROPIC_API_KEY is not set"):
         resolve_endpoint(RemoteTeacher(provider="anthropic", model="claude-haiku-4-5"))
-    with pytest.raises(EndpointError, match="teacher.base_url: provider 'generic' has no usual URL"):
+    with pytest.raises(EndpointError, match=r"teacher\.base_url: provider 'generic' has no usual URL"):
         resolve_endpoint(RemoteTeacher(provider="generic", model="m"))
 
 
