@@ -58,6 +58,7 @@ def simulate(
     refusal_rate: Annotated[float, _knob("refusal_rate")] = 0.0,
     diversity_width: Annotated[int, _knob("diversity_width")] = 8,
     seed: Annotated[int, _knob("seed")] = 0,
+    profile: Annotated[str | None, typer.Option(show_default=False, help=knob_help("profile"))] = None,
     policy_path: Annotated[Path | None, typer.Option(
         "--policy", show_default=False, help=knob_help("policy_path"))] = None,
     api_key_env: Annotated[str | None, typer.Option(
@@ -81,6 +82,7 @@ def simulate(
             rate_malformed=rate_malformed, rate_truncated=rate_truncated, label_noise=label_noise,
             dup_rate=dup_rate, copy_rate=copy_rate, refusal_rate=refusal_rate, diversity_width=diversity_width,
             api_key=_api_key(api_key_env), policy_path=None if policy_path is None else str(policy_path),
+            profile=profile,
         )
     except ValueError as exc:
         _fail(str(exc))

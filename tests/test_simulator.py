@@ -28,7 +28,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from typer.testing import CliRunner
 
 from agent.cli_simulate import simulate
-from generators.brief import render_brief
+from generators.brief import BRIEF_FIELD, brief_body
 from generators.simulator import SimulatorConfig, SimulatorServer
 from generators.simulator.actions import ACTIONS, REFUSALS, ActionContext
 from generators.simulator.pool import PoolIndex, load_pool
@@ -44,15 +44,15 @@ def texts_of(label: str) -> list[str]:
     return [item.text for item in POOL if item.label == label]
 
 
-def messages(brief: dict[str, Any]) -> list[ChatCompletionMessageParam]:
-    return [{"role": "system", "content": "You write training data."},
-            {"role": "user", "content": "Please follow the brief.\n\n" + render_brief(brief)}]
+# The prompt a real teacher would read; the simulator reads the brief, which travels beside it in the body.
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "system", "content": "You write training data."},
+    {"role": "user", "content": "Write the examples described in the request."}]
 
 
 def post(server: SimulatorServer, brief: dict[str, Any] | None, key: str | None = None,
          **body: Any) -> httpx.Response:
-    payload = {"model": "sim-teacher", "messages": messages(brief) if brief else
-               [{"role": "user", "content": "hello"}], **body}
+    payload = {"model": "sim-teacher", "messages": MESSAGES, **({BRIEF_FIELD: brief} if brief else {}), **body}
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.post(server.base_url + "/chat/completions", json=payload, headers=headers, timeout=10,
                       trust_env=False)
@@ -91,12 +91,12 @@ def test_models_lists_the_configured_model(make_simulator: MakeSim) -> None:
 def test_chat_completion_through_the_sdk_has_openai_shape_and_usage(simulator: SimulatorServer) -> None:
     brief = {"action": "generate", "label": "card_arrival", "n": 3}
     reply = client(simulator).chat.completions.create(
-        model="sim-teacher", messages=messages(brief), temperature=0.9, seed=1,
-        response_format={"type": "json_object"})
+        model="sim-teacher", messages=MESSAGES, temperature=0.9, seed=1,
+        response_format={"type": "json_object"}, extra_body=brief_body(brief))
     assert reply.object == "chat.completion" and reply.choices[0].finish_reason == "stop"
     text = reply.choices[0].message.content or ""
     assert len(json.loads(text)["examples"]) == 3
-    prompt_chars = sum(len(str(m.get("content"))) for m in messages(brief))
+    prompt_chars = sum(len(str(m.get("content"))) for m in MESSAGES)  # the out-of-band brief is not billed
     assert reply.usage is not None and reply.usage.prompt_tokens == -(-prompt_chars // 4)
     assert reply.usage.completion_tokens == -(-len(text) // 4)
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
@@ -188,8 +188,25 @@ def test_bad_requests_get_400_with_an_openai_error_body(simulator: SimulatorServ
     missing = httpx.get(simulator.base_url + "/embeddings", trust_env=False)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     with pytest.raises(openai.BadRequestError, match="no_such_label"):
-        client(simulator).chat.completions.create(
-            model="m", messages=messages({"action": "generate", "label": "no_such_label", "n": 1}))
+        unknown_label = brief_body({"action": "generate", "label": "no_such_label", "n": 1})
+        client(simulator).chat.completions.create(model="m", messages=MESSAGES, extra_body=unknown_label)
+
+
+def test_the_brief_is_read_from_the_body_only(simulator: SimulatorServer) -> None:
+    prompt_brief = '```brief\n{"action": "generate", "label": "card_arrival", "n": 1}\n```'
+    in_prompt = [{"role": "user", "content": "Follow the brief.\n\n" + prompt_brief}]
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"messages": in_prompt}, "missing_brief"),  # the old in-prompt brief is prose now: never parsed
+        ({"messages": MESSAGES, BRIEF_FIELD: "generate"}, "invalid_brief"),
+        ({"messages": MESSAGES, BRIEF_FIELD: {"action": 3}}, "invalid_brief"),
+    ]
+    for extra, code in cases:
+        response = httpx.post(simulator.base_url + "/chat/completions", json={"model": "m", **extra}, trust_env=False)
+        assert response.status_code == 400 and response.json()["error"]["code"] == code, extra
+        assert BRIEF_FIELD in response.json()["error"]["message"]
+    reply = client(simulator).chat.completions.create(
+        model="m", messages=in_prompt, extra_body=brief_body({"action": "label", "labels": LABELS, "texts": ["hi"]}))
+    assert json.loads(reply.choices[0].message.content or "")["labels"][0]["index"] == 0
 
 
 def test_api_key_is_required_when_configured(make_simulator: MakeSim) -> None:
@@ -231,12 +248,12 @@ def test_retry_after_follows_the_knob_and_the_sdk_raises_typed_errors(make_simul
     server = make_simulator(retry_after_s=2.5)
     server.script(["429", "503"])
     sdk = client(server)
-    brief = messages({"action": "generate", "label": "card_arrival", "n": 1})
+    brief = brief_body({"action": "generate", "label": "card_arrival", "n": 1})
     with pytest.raises(openai.RateLimitError) as caught:
-        sdk.chat.completions.create(model="m", messages=brief)
+        sdk.chat.completions.create(model="m", messages=MESSAGES, extra_body=brief)
     assert caught.value.response.headers["retry-after"] == "2.5"
     with pytest.raises(openai.InternalServerError):
-        sdk.chat.completions.create(model="m", messages=brief)
+        sdk.chat.completions.create(model="m", messages=MESSAGES, extra_body=brief)
 
 
 def test_unknown_scripted_outcome_is_rejected(simulator: SimulatorServer) -> None:
@@ -259,7 +276,7 @@ def test_a_hang_outlasts_the_client_timeout_then_answers(make_simulator: MakeSim
     server.script(["hang", "hang"])
     brief = {"action": "generate", "label": "card_arrival", "n": 2}
     with pytest.raises(openai.APITimeoutError):
-        client(server, timeout=0.2).chat.completions.create(model="m", messages=messages(brief))
+        client(server, timeout=0.2).chat.completions.create(model="m", messages=MESSAGES, extra_body=brief_body(brief))
     started = time.monotonic()
     assert len(content(post(server, brief))["examples"]) == 2
     assert time.monotonic() - started >= 0.55
@@ -290,7 +307,8 @@ def test_latency_is_added_without_blocking_other_requests(make_simulator: MakeSi
             async def worker(i: int) -> None:
                 for _ in range(4):
                     brief = {"action": "label", "labels": LABELS, "texts": [POOL[i].text]}
-                    response = await http.post("/chat/completions", json={"model": "m", "messages": messages(brief)})
+                    payload = {"model": "m", "messages": MESSAGES, BRIEF_FIELD: brief}
+                    response = await http.post("/chat/completions", json=payload)
                     assert response.status_code == 200
 
             started = time.monotonic()
@@ -366,6 +384,9 @@ def test_config_validation_names_the_field_and_range() -> None:
         SimulatorConfig(rate_429=0.6, rate_5xx=0.6)
     with pytest.raises(ValueError, match="diversity_width"):
         SimulatorConfig(diversity_width=0)
+    with pytest.raises(ValueError, match=r"profile must be one of openai-reasoning, .*ollama or unset, got 'gpt'"):
+        SimulatorConfig(profile="gpt")
+    assert SimulatorConfig(profile="vllm").profile == "vllm"
 
 
 def test_request_vectors_match_the_fitted_pool_matrix() -> None:
@@ -423,6 +444,11 @@ def test_cli_rejects_a_bad_knob_with_exit_code_2() -> None:
     assert result.exit_code == 2 and "rate_429" in result.output
 
 
+def test_cli_rejects_an_unknown_profile_with_exit_code_2() -> None:
+    result = _invoke("--pool", str(TINY_POOL), "--profile", "bedrock")
+    assert result.exit_code == 2 and "profile must be one of" in result.output and "'bedrock'" in result.output
+
+
 def test_cli_rejects_a_missing_pool_with_exit_code_2(tmp_path: Path) -> None:
     result = _invoke("--pool", str(tmp_path / "nope.jsonl"))
     assert result.exit_code == 2 and "--pool" in result.output and "nope.jsonl" in result.output
@@ -431,7 +457,7 @@ def test_cli_rejects_a_missing_pool_with_exit_code_2(tmp_path: Path) -> None:
 def test_cli_help_and_defaults_match_the_config() -> None:
     result = _invoke("--help")
     assert result.exit_code == 0
-    for option in ("--pool", "--rate-429", "--label-noise", "--diversity-width", "--api-key-env"):
+    for option in ("--pool", "--rate-429", "--label-noise", "--diversity-width", "--api-key-env", "--profile"):
         assert option in result.output
     parameters = inspect.signature(simulate).parameters
     for knob in fields(SimulatorConfig):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from generators.simulator.conformance import PROFILE_NAMES
+
 # Per-request faults are drawn from one uniform number, so their rates must sum to at most 1.
 FAULT_RATE_FIELDS = ("rate_429", "rate_5xx", "rate_hang", "rate_malformed", "rate_truncated")
 # Per-example content knobs are independent probabilities.
@@ -45,6 +47,9 @@ class SimulatorConfig:
     policy_path: str | None = _knob(
         None, "Policy YAML (flows of intents with checkable criteria) for the strategy-teaching actions "
               "scenario, respond, judge and strategize; without it those actions answer 400.")
+    profile: str | None = _knob(
+        None, "Conformance profile: reject what this real provider rejects, with its status and error body, and "
+              f"ignore response_format where it does ({', '.join(PROFILE_NAMES)}); unset: accept any request.")
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -64,6 +69,8 @@ class SimulatorConfig:
             raise ValueError(f"diversity_width must be an integer ≥ 1, got {self.diversity_width!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ValueError("api_key must be a non-empty string or None (no authentication)")
+        if self.profile is not None and self.profile not in PROFILE_NAMES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILE_NAMES)} or unset, got {self.profile!r}")
         if self.policy_path is not None:
             _check_policy(self.policy_path)
             object.__setattr__(self, "policy_path", str(self.policy_path))  # a Path is fine, but store text

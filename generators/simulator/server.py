@@ -3,6 +3,10 @@
 Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` (non-streaming), and a small control
 plane for tests: ``GET /_sim/stats``, ``POST /_sim/reset_stats``, ``POST /_sim/script``.
 
+The brief travels out of band, in the body's ``distill_brief`` field (``generators.brief``). With a
+conformance profile (``generators.simulator.conformance``), each request is first checked as that
+provider would check it, and refused with its status and error body.
+
 Run it in a background thread with ``SimulatorServer`` (tests, the agent, the demo), or in the
 foreground with ``serve_forever`` (``distill simulate``).
 """
@@ -14,7 +18,6 @@ import hmac
 import itertools
 import json
 import logging
-import math
 import signal
 import socket
 import time
@@ -33,10 +36,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from generators.brief import BriefError, parse_brief
+from generators.brief import BRIEF_FIELD, BriefError, parse_brief
 from generators.loopback import BackgroundServer, bind_socket, uvicorn_config, v1_url
 from generators.simulator.actions import ACTIONS, ActionContext, ActionError, Handler
 from generators.simulator.config import SimulatorConfig
+from generators.simulator.conformance import (
+    PROFILES,
+    ConformanceProfile,
+    Rejection,
+    estimate_tokens,
+    message_text,
+    unconstrained_reply,
+)
 from generators.simulator.faults import FaultPlan, SimStats, malformed, truncated
 from generators.simulator.pool import PoolIndex, load_pool
 from generators.simulator.sampling import PoolUsage
@@ -65,9 +76,11 @@ class SimulatorState:
     context: ActionContext = field(init=False)
     closing: bool = False  # set from any thread at shutdown, so hanging requests end at once
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    profile: ConformanceProfile | None = field(init=False)  # None: accept any request (lenient)
 
     def __post_init__(self) -> None:
         self.faults = FaultPlan(self.config)
+        self.profile = None if self.config.profile is None else PROFILES[self.config.profile]
         # A separate stream from the fault RNG, so scripting faults does not change the content drawn.
         self.context = ActionContext(self.config, self.index, PoolUsage(len(self.index)),
                                      np.random.default_rng([self.config.seed, 1]))
@@ -111,13 +124,9 @@ def _fault_response(outcome: str, config: SimulatorConfig) -> JSONResponse:
                         "server_error", "internal_error")
 
 
-def _tokens(chars: int) -> int:
-    return math.ceil(chars / 4)
-
-
 def _completion(state: SimulatorState, model: str, content: str, finish_reason: str,
                 prompt_chars: int) -> JSONResponse:
-    prompt, completion = _tokens(prompt_chars), _tokens(len(content))
+    prompt, completion = estimate_tokens(prompt_chars), estimate_tokens(len(content))
     return JSONResponse({
         "id": f"chatcmpl-sim-{next(state.ids):08d}",
         "object": "chat.completion",
@@ -140,22 +149,23 @@ async def _read_body(request: Request) -> dict[str, Any]:
         raise RequestError("the request body is not valid JSON") from exc
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
+    return body
+
+
+def _check_simulator_limits(body: dict[str, Any]) -> None:
+    """What the simulator itself cannot do, whatever provider it plays (checked after the profile's rules)."""
     if body.get("stream"):
         raise RequestError("stream=true is not supported by the simulator", code="unsupported_parameter")
     if body.get("n", 1) not in (1, None):
         raise RequestError("n > 1 is not supported by the simulator; send separate requests",
                            code="unsupported_parameter")
-    return body
 
 
 def _message(message: Any) -> tuple[str, str]:
     """(role, text) of one message; the text of a content-part list is its text parts joined."""
     if not isinstance(message, dict) or not isinstance(message.get("role"), str):
         raise RequestError("each message must be an object with a 'role'")
-    content = message.get("content")
-    if isinstance(content, list):
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return message["role"], content if isinstance(content, str) else ""
+    return message["role"], message_text(message)
 
 
 def _messages(body: dict[str, Any]) -> list[tuple[str, str]]:
@@ -165,11 +175,13 @@ def _messages(body: dict[str, Any]) -> list[tuple[str, str]]:
     return [_message(m) for m in messages]
 
 
-def _last_user_text(messages: list[tuple[str, str]]) -> str:
-    users = [text for role, text in messages if role == "user"]
-    if not users:
-        raise RequestError("no user message: the brief must end the last user message", code="missing_brief")
-    return users[-1]
+def _brief(body: dict[str, Any]) -> dict[str, Any]:
+    """The out-of-band brief (``generators.brief``); a 400 says whether it is missing or malformed."""
+    try:
+        return parse_brief(body)
+    except BriefError as exc:
+        code = "missing_brief" if body.get(BRIEF_FIELD) is None else "invalid_brief"
+        raise RequestError(str(exc), code=code) from exc
 
 
 # ---------------------------------------------------------------------------------------------- endpoints
@@ -190,7 +202,14 @@ class _Endpoints:
 
     def _unauthorised(self) -> JSONResponse:
         # Never echo the key that was sent: error bodies end up in logs.
-        return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        profile = self.state.profile
+        if profile is None:
+            return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        return self._rejected(profile, profile.unauthorised)
+
+    @staticmethod
+    def _rejected(profile: ConformanceProfile, rejection: Rejection) -> JSONResponse:
+        return JSONResponse(profile.error_body(rejection), status_code=rejection.status)
 
     async def models(self, request: Request) -> Response:
         if not self._authorised(request):
@@ -215,11 +234,14 @@ class _Endpoints:
         state = self.state
         try:
             body = await _read_body(request)
+            # The provider's own rules come first: a real provider validates before it generates anything.
+            if state.profile is not None and (rejection := state.profile.check(body)) is not None:
+                return self._rejected(state.profile, rejection), str(rejection.status)
+            _check_simulator_limits(body)
             messages = _messages(body)
-            brief = parse_brief(_last_user_text(messages))
-        except (RequestError, BriefError) as exc:
-            code = getattr(exc, "code", "missing_brief")
-            return openai_error(400, str(exc), "invalid_request_error", code), "400"
+            brief = _brief(body)
+        except RequestError as exc:  # the simulator's own protocol: always OpenAI's error shape
+            return openai_error(400, exc.message, "invalid_request_error", exc.code), "400"
         handler = state.actions.get(brief["action"])
         if handler is None:
             known = ", ".join(sorted(state.actions))
@@ -243,6 +265,9 @@ class _Endpoints:
     def _reply(self, body: dict[str, Any], messages: list[tuple[str, str]], result: dict[str, Any],
                outcome: str) -> JSONResponse:
         content, finish_reason = json.dumps(result, ensure_ascii=False), "stop"
+        profile = self.state.profile
+        if profile is not None and not profile.constrains_output(body):
+            content = unconstrained_reply(result)  # no constrained decoding: prose around a ```json fence
         if outcome == "malformed":
             content = malformed(content)
         elif outcome == "truncated":
