@@ -23,6 +23,8 @@ from generators.prompts import get_template
 from generators.teacher import TeacherRequest
 
 CHARS_PER_TOKEN = 4
+# What a run sends through the Batch API when teacher.batch is set (see agent.steps._collect).
+BATCHED_PROMPTS = frozenset({"seed_generate", "label"})
 _JSON_OVERHEAD_CHARS = 30  # {"text": "", "label": ""} around each generated example
 _STAND_IN = "an example message of typical length for this task"
 
@@ -38,8 +40,9 @@ class PlanLine:
     tokens_out: int
     worst_tokens_out: int
 
-    def cost(self, prices: Prices) -> float:
-        return prices.cost(self.tokens_in, self.tokens_out)
+    def cost(self, prices: Prices, batch_factor: float = 1.0) -> float:
+        factor = batch_factor if self.prompt_id in BATCHED_PROMPTS else 1.0
+        return prices.cost(self.tokens_in, self.tokens_out) * factor
 
 
 def _tokens(chars: float) -> int:
@@ -158,6 +161,7 @@ def plan_run(spec: RunSpec | DialogueRunSpec) -> dict[str, Any]:
     prices = Prices(spec.teacher.price_input_per_mtok, spec.teacher.price_output_per_mtok)
     found = _dialogue_lines(spec) if isinstance(spec, DialogueRunSpec) else _classification_lines(spec)
     lines = [line for line in found if line is not None]
+    factor = spec.teacher.batch_price_factor if spec.teacher.batch else 1.0
     total_in, total_out = sum(x.tokens_in for x in lines), sum(x.tokens_out for x in lines)
     worst_in = sum(x.tokens_in for x in lines) * CHARS_PER_TOKEN  # the ledger's byte bound on prompts
     warnings = []
@@ -166,9 +170,9 @@ def plan_run(spec: RunSpec | DialogueRunSpec) -> dict[str, Any]:
                         "the money budget can never stop the run — set teacher.price_input_per_mtok and "
                         "price_output_per_mtok (USD per 1M tokens, from your provider's price list)")
     return {
-        "lines": [{**asdict(x), "usd": x.cost(prices)} for x in lines],
+        "lines": [{**asdict(x), "usd": x.cost(prices, factor)} for x in lines],
         "calls": sum(x.calls for x in lines), "tokens_in": total_in, "tokens_out": total_out,
-        "usd": prices.cost(total_in, total_out),
+        "usd": sum(x.cost(prices, factor) for x in lines),
         "worst_usd": prices.cost(worst_in, sum(x.worst_tokens_out for x in lines)),
         "max_usd": spec.budget.max_usd, "warnings": warnings,
     }

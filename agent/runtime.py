@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +14,8 @@ from pydantic import BaseModel
 
 from agent.spec import DialogueRunSpec, RunSpec, SimulatorTeacher, SpecError
 from agent.store import RunStore
-from agent.teacher_endpoint import EndpointError, resolve_endpoint, simulator_profile
+from agent.teacher_endpoint import KEYLESS_PLACEHOLDER, EndpointError, resolve_endpoint, simulator_profile
+from generators.batch import BatchSettings, run_batch
 from generators.cache import ResponseCache
 from generators.ledger import BudgetExceeded, Ledger, Prices
 from generators.providers import ProviderProfile
@@ -47,7 +49,11 @@ def open_teacher(spec: RunSpec | DialogueRunSpec, store: RunStore, cache_path: P
     ledger = run_ledger(spec, store)
     cache = ResponseCache(cache_path)
     try:
-        if isinstance(spec.teacher, SimulatorTeacher):
+        if isinstance(spec.teacher, SimulatorTeacher) and spec.teacher.base_url is not None:
+            key = os.environ.get(spec.teacher.api_key_env or "", "") or KEYLESS_PLACEHOLDER
+            config = _teacher_config(spec, spec.teacher.base_url, key, simulator_profile(spec.teacher), simulator=True)
+            yield Teacher(config, cache=cache, ledger=ledger, journal=store)
+        elif isinstance(spec.teacher, SimulatorTeacher):
             with _simulator(spec.teacher) as (base_url, key):
                 config = _teacher_config(spec, base_url, key, simulator_profile(spec.teacher), simulator=True)
                 yield Teacher(config, cache=cache, ledger=ledger, journal=store)
@@ -70,6 +76,7 @@ def _simulator(teacher: SimulatorTeacher) -> Iterator[tuple[str, str]]:
     key = "sim-" + secrets.token_hex(16)  # a throwaway key, so auth is exercised as with a provider
     policy = str(teacher.policy) if teacher.policy else None
     config = SimulatorConfig(model=teacher.model, api_key=key, policy_path=policy, **teacher.knobs.model_dump())
+    assert teacher.pool is not None  # the spec requires a pool or a base_url
     with SimulatorServer(config, teacher.pool) as server:
         yield server.base_url, key
 
@@ -100,6 +107,26 @@ def run_requests(teacher: Teacher, requests: list[TeacherRequest], schema: type[
             await teacher.aclose()
 
     return asyncio.run(main())
+
+
+def run_batch_requests(teacher: Teacher, requests: list[TeacherRequest], schema: type[ParsedT],
+                       settings: BatchSettings, on_poll: Callable[[str, int, int], None] | None = None
+                       ) -> list[Completion[ParsedT] | BaseException]:
+    """Send ``requests`` as one OpenAI Batch API job (see ``generators.batch``); failures come back as values."""
+
+    async def main() -> list[Completion[ParsedT] | BaseException]:
+        try:
+            return await run_batch(teacher, requests, schema, settings, on_poll=on_poll)
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(main())
+
+
+def batch_settings(spec: RunSpec | DialogueRunSpec) -> BatchSettings | None:
+    """The Batch API settings when the spec asks for it, else None (synchronous calls)."""
+    t = spec.teacher
+    return BatchSettings(price_factor=t.batch_price_factor, poll_s=t.batch_poll_s) if t.batch else None
 
 
 def package_versions() -> dict[str, Any]:

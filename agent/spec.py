@@ -76,6 +76,10 @@ class _TeacherCommon(_Strict):
     max_output_tokens: int = Field(4096, ge=16, description="Ceiling on any call's output tokens; each call asks "
                                    "for what its template needs (and the budget affords) below it.")
     profile: ProfileOverrides = Field(default_factory=ProfileOverrides)
+    batch: bool = Field(False, description="Seed generation and labeling through the OpenAI Batch API: one "
+                        "uploaded job, answered within 24 h at the batch price.")
+    batch_price_factor: float = Field(0.5, gt=0, le=1, description="Batch price ÷ synchronous price.")
+    batch_poll_s: float = Field(30.0, gt=0, description="Seconds between polls of a batch job.")
 
 
 class RemoteTeacher(_TeacherCommon):
@@ -92,13 +96,25 @@ class RemoteTeacher(_TeacherCommon):
 
 
 class SimulatorTeacher(_TeacherCommon):
-    """The local teacher simulator, started automatically on loopback for the run."""
+    """The teacher simulator: started on loopback for the run (``pool``), or one already serving (``base_url``)."""
 
     provider: Literal["simulator"]
     model: str = "sim-teacher"
-    pool: Path = Field(..., description="JSONL file of human-written {text, label} items backing the simulator.")
+    pool: Path | None = Field(None, description="JSONL file of human-written {text, label} items backing the "
+                              "simulator started for this run.")
     knobs: SimulatorKnobs = Field(default_factory=SimulatorKnobs)
     policy: Path | None = Field(None, description="Policy file (YAML) for strategy-teaching actions.")
+    base_url: str | None = Field(None, min_length=1, description="URL of a running `distill simulate` to use "
+                                 "instead of starting one (its own --pool and knobs apply).")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                    description="NAME of the variable holding the running simulator's key.")
+
+    @model_validator(mode="after")
+    def _pool_or_url(self) -> SimulatorTeacher:
+        if (self.pool is None) == (self.base_url is None):
+            raise ValueError("give teacher.pool (start a simulator for this run) or teacher.base_url (use one "
+                             "already serving), not both and not neither")
+        return self
 
 
 TeacherSpec = Annotated[RemoteTeacher | SimulatorTeacher, Field(discriminator="provider")]
@@ -300,6 +316,17 @@ def _resolve_paths(spec: RunSpec | DialogueRunSpec, base: Path) -> list[str]:
     return problems
 
 
+_BATCH_PROVIDERS = ("openai", "generic", "simulator")
+
+
+def _teacher_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
+    teacher = spec.teacher
+    if teacher.batch and teacher.provider not in _BATCH_PROVIDERS:
+        return [f"teacher.batch: provider {teacher.provider!r} offers no /v1/batches endpoint (OpenAI's Batch "
+                "API) — set batch: false, or use provider openai or generic for a gateway that has one"]
+    return []
+
+
 def _loop_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
     """Checks across sections of a classification spec, each naming the field to change."""
     if not isinstance(spec, RunSpec):
@@ -325,7 +352,7 @@ def _validate(model: type[SpecT], data: Any, base_dir: Path) -> SpecT:
         spec = model.model_validate(data)
     except ValidationError as exc:
         raise SpecError([_format_error(e) for e in exc.errors()]) from None
-    problems = _resolve_paths(spec, base_dir) + _loop_problems(spec)
+    problems = _resolve_paths(spec, base_dir) + _teacher_problems(spec) + _loop_problems(spec)
     if problems:
         raise SpecError(problems)
     return spec

@@ -22,7 +22,7 @@ from agent import console
 from agent.active import candidates, read_unlabeled, select_by_margin
 from agent.jsonl import jsonl_objects
 from agent.policy import Decision, PolicyInput, decide
-from agent.runtime import run_requests
+from agent.runtime import batch_settings, run_batch_requests, run_requests
 from agent.spec import RunSpec
 from agent.store import RunStore
 from agent.strategies import StrategyLibrary
@@ -103,13 +103,23 @@ def stratified_split(rows: list[dict[str, str]], fraction: float, rng: random.Ra
 # -- teacher plumbing ------------------------------------------------------------------------------
 
 
-def _collect(ctx: RunContext, requests: list[TeacherRequest], what: str, schema: type[ReplyT]
-             ) -> list[tuple[TeacherRequest, Completion[ReplyT]]]:
-    """Send teacher requests with a progress bar; keep successes, report failures, note budget stops."""
+def _collect(ctx: RunContext, requests: list[TeacherRequest], what: str, schema: type[ReplyT], *,
+             batchable: bool = False) -> list[tuple[TeacherRequest, Completion[ReplyT]]]:
+    """Send teacher requests with a progress bar; keep successes, report failures, note budget stops.
+
+    ``batchable`` requests (seed generation, labeling: nothing waits on them but the next step) go
+    through the Batch API when the spec asks for it.
+    """
     if not requests:
         return []
-    with console.progress(f"{what}: teacher calls", len(requests)) as advance:
-        results = run_requests(ctx.teacher, requests, schema, on_done=advance)
+    settings = batch_settings(ctx.spec) if batchable else None
+    if settings is not None:
+        with console.progress(f"{what}: batch job", len(requests)) as advance:
+            results = run_batch_requests(ctx.teacher, requests, schema, settings,
+                                         on_poll=lambda status, done, total: advance(done, total))
+    else:
+        with console.progress(f"{what}: teacher calls", len(requests)) as advance:
+            results = run_requests(ctx.teacher, requests, schema, on_done=advance)
     done = []
     failures = 0
     for request, result in zip(requests, results, strict=True):
@@ -174,7 +184,7 @@ def _teacher_validation(ctx: RunContext) -> list[dict[str, str]]:
     requests = [r for label in ctx.labels
                 for r in seed_requests(ctx.task, label, per_label, per_call=ctx.spec.loop.batch_per_call,
                                        rng=rng, examples=[], purpose="validation")]
-    results = _collect(ctx, requests, "validation set", GeneratedExamples)
+    results = _collect(ctx, requests, "validation set", GeneratedExamples, batchable=True)
     return [{"text": r["text"], "label": r["label"]} for r in _rows_from(results, 0, "feedback", "generated")
             if r["label"] in set(ctx.labels)]
 
@@ -195,7 +205,7 @@ def generate_seed(ctx: RunContext) -> None:
             shown = [r["text"] for r in user_seeds if r["label"] == label]
             requests += seed_requests(ctx.task, label, per_label, per_call=ctx.spec.loop.batch_per_call, rng=rng,
                                       examples=shown)
-        results = _collect(ctx, requests, "round 0 seed generation", GeneratedExamples)
+        results = _collect(ctx, requests, "round 0 seed generation", GeneratedExamples, batchable=True)
         rows += _rows_from(results, 0, "train", "generated")
     if not rows:
         raise ValueError("no training data: give task.seed_examples or set loop.seed_per_label > 0")
@@ -278,7 +288,8 @@ def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
     requests = label_requests(ctx.task, chosen, per_call=loop.batch_per_call, round=round)
     texts_of = {id(request): chunk for request, chunk in zip(requests, chunks, strict=True)}
     rows: list[dict[str, Any]] = []
-    for request, completion in _collect(ctx, requests, f"round {round} active learning", AssignedLabels):
+    for request, completion in _collect(ctx, requests, f"round {round} active learning", AssignedLabels,
+                                        batchable=True):
         chunk = texts_of[id(request)]
         answered = {a.index: a.label for a in completion.parsed.labels if 0 <= a.index < len(chunk)}
         if len(answered) < len(chunk):

@@ -45,6 +45,10 @@ class ResponseCache:
             " finish_reason TEXT NOT NULL, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL,"
             " created_at REAL NOT NULL)"
         )
+        # Batch API jobs submitted and not yet collected: paid-for work in flight. A resume after a crash
+        # re-attaches to the job whose requests it would send again, instead of paying for a new one.
+        self._db.execute("CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, keys_json TEXT NOT NULL,"
+                         " created_at REAL NOT NULL, collected INTEGER NOT NULL DEFAULT 0)")
 
     def get(self, key: str) -> CachedResponse | None:
         with self._lock:
@@ -60,6 +64,27 @@ class ResponseCache:
                 (key, response.content, response.finish_reason, response.tokens_in, response.tokens_out,
                  time.time()),
             )
+
+    def record_batch(self, batch_id: str, keys: list[str]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO batches VALUES (?,?,?,0)",
+                             (batch_id, json.dumps(sorted(keys)), time.time()))
+
+    def pending_batch(self, keys: list[str]) -> tuple[str, list[str]] | None:
+        """The newest uncollected batch holding only requests among ``keys``: (batch id, its keys)."""
+        wanted = set(keys)
+        with self._lock:
+            rows = self._db.execute("SELECT batch_id, keys_json FROM batches WHERE collected=0"
+                                    " ORDER BY created_at DESC").fetchall()
+        for batch_id, keys_json in rows:
+            held = json.loads(keys_json)
+            if held and set(held) <= wanted:
+                return batch_id, held
+        return None
+
+    def mark_collected(self, batch_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE batches SET collected=1 WHERE batch_id=?", (batch_id,))
 
     def __len__(self) -> int:
         with self._lock:

@@ -34,7 +34,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from generators.brief import brief_body
 from generators.cache import CachedResponse, ResponseCache, request_key
 from generators.journal import CallJournal, CallRecord
-from generators.ledger import Ledger, Reservation, prompt_token_bound
+from generators.ledger import BudgetExceeded, Ledger, Reservation, prompt_token_bound
 from generators.providers import PROFILES, Adaptation, ProviderProfile, adapt, request_params
 
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
@@ -163,6 +163,7 @@ class Teacher:
         self.http_requests = 0
         self._client: openai.AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._settled: asyncio.Condition | None = None  # notified whenever a reservation is released
         self._rng = random.Random()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -177,16 +178,20 @@ class Teacher:
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
         return self._client, self._semaphore
 
+    def client(self) -> openai.AsyncOpenAI:
+        """The SDK client (for the Batch API path, which shares this gateway's cache, ledger and journal)."""
+        return self._ensure_client()[0]
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
-        self._client, self._semaphore = None, None
+        self._client, self._semaphore, self._settled = None, None, None
 
     # -- public ---------------------------------------------------------------------------------
 
     async def complete(self, request: TeacherRequest, schema_model: type[ParsedT]) -> Completion[ParsedT]:
         """Return the validated reply to ``request``: from the cache if seen, else from the teacher."""
-        key = request_key(self._identity(request), request.sample_index)
+        key = self.cache_key(request)
         cached = self.cache.get(key)
         if cached is not None:
             parsed = schema_model.model_validate_json(extract_json(cached.content))
@@ -194,6 +199,20 @@ class Teacher:
                                     cost=0.0, latency=0.0, cache_hit=True, status="ok")
             return Completion(parsed, cached.content, call_id, 0, 0, 0.0, 0, True)
         return await self._complete_uncached(request, schema_model, key)
+
+    def cache_key(self, request: TeacherRequest) -> str:
+        return request_key(self._identity(request), request.sample_index)
+
+    def batch_body(self, request: TeacherRequest, max_output_tokens: int) -> dict[str, Any]:
+        """The request body as one line of a Batch API file (extra fields merged in, as the SDK would send them)."""
+        payload = self._payload(request, request.messages, max_output_tokens)
+        return {**{k: v for k, v in payload.items() if k != "extra_body"}, **payload.get("extra_body", {})}
+
+    def journal_call(self, request: TeacherRequest, key: str, content: str, tokens: tuple[int, int], cost: float,
+                     latency: float, *, status: str, error: str | None = None) -> int:
+        """Journal a call answered outside ``complete`` (a Batch API line)."""
+        attempt = _Attempt(content, "stop", tokens[0], tokens[1], 1)
+        return self._journal(request, key, attempt, cost, latency, cache_hit=False, status=status, error=error)
 
     def _identity(self, request: TeacherRequest) -> dict[str, Any]:
         """What the answer depends on: the cache key. Not the wire phrasing (profile, adaptations, output cap),
@@ -246,13 +265,13 @@ class Teacher:
         attempts_box = [0]
         async with semaphore:
             # Reserved only now, with the slot: calls waiting in the queue hold no budget.
-            wanted = self._wanted_output_tokens(request)
-            reservation = self.ledger.reserve(prompt_token_bound(messages), wanted, min_output=wanted // 2)
+            reservation = await self._reserve(request, messages)
             started = time.monotonic()
             try:
                 attempt = await self._send_adapting(request, messages, reservation, attempts_box)
             except BaseException as exc:
                 self.ledger.settle(reservation, 0, 0)
+                await self._announce_settled()
                 failed = _Attempt("", "", 0, 0, attempts_box[0])
                 self._journal(request, key, failed, 0.0, time.monotonic() - started, cache_hit=False,
                               status="error", error=self._scrub(f"{type(exc).__name__}: {exc}"))
@@ -261,7 +280,35 @@ class Teacher:
                                                    f"{attempts_box[0]} attempt(s): {exc}")) from None
                 raise
             cost = self.ledger.settle(reservation, attempt.tokens_in, attempt.tokens_out)
+        await self._announce_settled()
         return attempt, cost, time.monotonic() - started
+
+    async def _reserve(self, request: TeacherRequest, messages: list[dict[str, str]]) -> Reservation:
+        """Reserve the call's bound; when only calls in flight stand in the way, wait for them to settle.
+
+        They reserved their worst case and usually spend a fraction of it: refusing now would stop a
+        run with much of its budget unused.
+        """
+        wanted = self._wanted_output_tokens(request)
+        settled = self._settled_condition()
+        async with settled:
+            while True:
+                try:
+                    return self.ledger.reserve(prompt_token_bound(messages), wanted, min_output=wanted // 2)
+                except BudgetExceeded as exc:
+                    if not exc.wait:
+                        raise
+                    await settled.wait()  # woken by _announce_settled; the lock makes the wake-up impossible to miss
+
+    def _settled_condition(self) -> asyncio.Condition:
+        if self._settled is None:
+            self._settled = asyncio.Condition()
+        return self._settled
+
+    async def _announce_settled(self) -> None:
+        if self._settled is not None:
+            async with self._settled:
+                self._settled.notify_all()
 
     async def _send_adapting(self, request: TeacherRequest, messages: list[dict[str, str]],
                              reservation: Reservation, attempts_box: list[int]) -> _Attempt:
@@ -272,10 +319,13 @@ class Teacher:
         """
         adopted: list[str] = []
         for _ in range(MAX_ADAPTATIONS + 1):
+            phrased_for = self.profile
             payload = self._payload(request, messages, reservation.max_output_tokens)
             try:
                 attempt = await self._send_with_retries(payload, messages, attempts_box)
             except openai.BadRequestError as exc:
+                if self.profile is not phrased_for:
+                    continue  # a concurrent call already adapted the profile while this one was in flight
                 adaptation = adapt(self.profile, str(exc.message), _param_of(exc))
                 if adaptation is None:
                     raise
@@ -345,6 +395,11 @@ class Teacher:
         if self.config.send_brief and request.brief is not None:
             payload["extra_body"] = brief_body(request.brief)
         return payload
+
+    @staticmethod
+    def validate_reply(content: str, finish_reason: str, schema_model: type[ParsedT]) -> tuple[ParsedT | None, str]:
+        """The parsed reply, or None and what was wrong with it."""
+        return Teacher._validate(_Attempt(content, finish_reason, 0, 0, 0), schema_model)
 
     @staticmethod
     def _validate(attempt: _Attempt, schema_model: type[ParsedT]) -> tuple[ParsedT | None, str]:

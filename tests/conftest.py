@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,16 @@ import pytest
 from generators.simulator import SimulatorConfig, SimulatorServer
 
 TINY_POOL = Path(__file__).parent / "fixtures" / "tiny_pool.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random BERT encoder with a tokenizer built on the tiny task's texts (seconds to train)."""
+    from trainers.tiny import build_tiny_encoder
+
+    pool = Path(__file__).parent / "fixtures" / "tiny_task" / "pool.jsonl"
+    texts = [json.loads(line)["text"] for line in pool.read_text().splitlines()]
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder", texts)
 
 
 @pytest.fixture

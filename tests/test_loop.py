@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,48 +16,11 @@ import yaml
 from agent.run import create_run_dir, execute, start
 from agent.spec import load_spec
 from agent.store import RunStore
-
-FIXTURES = Path(__file__).parent / "fixtures" / "tiny_task"
-LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
-SECRET = "sk-live-THIS-MUST-NEVER-BE-WRITTEN-0123456789"
+from tests.run_helpers import FIXTURES, LABELS, SECRET, served_simulator, write_spec
 
 
 class Crash(RuntimeError):
     """Raised from a step hook: the process 'dies' between two steps."""
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from trainers.tiny import build_tiny_encoder
-
-    texts = [json.loads(line)["text"] for line in (FIXTURES / "pool.jsonl").read_text().splitlines()]
-    return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder", texts)
-
-
-def write_spec(tmp_path: Path, tiny_model: str, teacher: dict[str, Any], **loop: Any) -> Path:
-    for name in ("seed.jsonl", "validation.jsonl", "test.jsonl", "pool.jsonl"):
-        shutil.copy(FIXTURES / name, tmp_path / name)
-    spec = {
-        "name": "tiny",
-        "task": {"description": "Messages to a bank.", "labels": [{"name": n, "description": n} for n in LABELS],
-                 "seed_examples": "seed.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"},
-        "teacher": teacher,
-        "student": {"base_model": tiny_model, "epochs": 3, "min_steps": 20, "batch_size": 8, "lr": 1e-3, "seed": 0},
-        "loop": {"max_rounds": 2, "seed_per_label": 4, "examples_per_round": 12, "patience": 5,
-                 "batch_per_call": 4, **loop},
-        # The tiny random encoder maps every text near every other (cosine ~0.98), so near-duplicate
-        # and near-leak checks would drop everything; exact matching still runs at any threshold.
-        "filters": {"near_duplicate_threshold": 0.9999, "leakage_threshold": 0.9999},
-        "budget": {"max_usd": 5.0},
-    }
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def openai_teacher(server: Any) -> dict[str, Any]:
-    return {"provider": "openai", "base_url": server.base_url, "model": "sim-teacher",
-            "api_key_env": "DISTILL_TEST_KEY", "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}
 
 
 def test_full_loop_end_to_end(tmp_path: Path, tiny_model: str, make_simulator: Any,
@@ -66,7 +28,7 @@ def test_full_loop_end_to_end(tmp_path: Path, tiny_model: str, make_simulator: A
     monkeypatch.setenv("DISTILL_TEST_KEY", SECRET)
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator(api_key=SECRET)
-    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(server))
+    spec_path = write_spec(tmp_path, tiny_model, served_simulator(server))
     run_dir, result = start(spec_path, tmp_path / "run")
 
     store = RunStore(run_dir / "run.sqlite")
@@ -119,7 +81,7 @@ def test_resume_after_a_crash_repeats_no_paid_call(tmp_path: Path, tiny_model: s
     monkeypatch.setenv("DISTILL_TEST_KEY", "k")
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator()
-    run_dir = create_run_dir(load_spec(write_spec(tmp_path, tiny_model, openai_teacher(server))), tmp_path / "run")
+    run_dir = create_run_dir(load_spec(write_spec(tmp_path, tiny_model, served_simulator(server))), tmp_path / "run")
 
     def crash(round: int, step: str) -> None:
         if (round, step) == crash_at:
@@ -148,7 +110,7 @@ def test_leakage_filter_catches_copied_validation_examples(tmp_path: Path, tiny_
     monkeypatch.setenv("DISTILL_TEST_KEY", "k")
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator(copy_rate=1.0)  # every example echoes a text shown in the prompt
-    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(server), max_rounds=1)
+    spec_path = write_spec(tmp_path, tiny_model, served_simulator(server), max_rounds=1)
     run_dir, _ = start(spec_path, tmp_path / "run")
     store = RunStore(run_dir / "run.sqlite")
     validation = {r["text"] for r in store.query("SELECT text FROM examples WHERE split IN ('feedback','heldback')")}
@@ -167,7 +129,7 @@ def test_no_validation_set_is_built_from_the_teacher_and_said_loudly(
         capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DISTILL_TEST_KEY", "k")
     server = make_simulator()
-    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(server), max_rounds=0, validation_per_label=4)
+    spec_path = write_spec(tmp_path, tiny_model, served_simulator(server), max_rounds=0, validation_per_label=4)
     spec = yaml.safe_load(spec_path.read_text())
     del spec["task"]["validation"]
     spec_path.write_text(yaml.safe_dump(spec))
@@ -193,7 +155,7 @@ def test_active_learning_labels_the_pool_texts_the_student_is_least_sure_of(
     pool = [json.loads(line) for line in (FIXTURES / "pool.jsonl").read_text().splitlines()]
     gold = {r["text"]: r["label"] for r in pool}
     server = make_simulator(pool=FIXTURES / "pool.jsonl")  # the simulator labels with the pool's gold labels
-    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(server), active_per_round=6)
+    spec_path = write_spec(tmp_path, tiny_model, served_simulator(server), active_per_round=6)
     spec = yaml.safe_load(spec_path.read_text())
     (tmp_path / "unlabeled.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in pool))
     spec["task"]["unlabeled"] = "unlabeled.jsonl"
@@ -224,7 +186,7 @@ def test_active_learning_labels_the_pool_texts_the_student_is_least_sure_of(
 
 
 def test_active_learning_needs_an_unlabeled_pool(tmp_path: Path, tiny_model: str, simulator: Any) -> None:
-    spec_path = write_spec(tmp_path, tiny_model, openai_teacher(simulator), active_per_round=6)
+    spec_path = write_spec(tmp_path, tiny_model, served_simulator(simulator), active_per_round=6)
     proc = subprocess.run([sys.executable, "-m", "agent", "run", str(spec_path), "--run-dir", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "DISTILL_TEST_KEY": "k"})
     assert proc.returncode == 2 and "loop.active_per_round: needs task.unlabeled" in proc.stderr

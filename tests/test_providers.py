@@ -4,6 +4,7 @@ and a budget that spends what it is given. Real openai SDK over real loopback HT
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,32 @@ def test_ledger_caps_the_output_at_what_the_budget_affords() -> None:
 def test_money_prints_with_enough_digits_to_be_non_zero() -> None:
     assert format_usd(0.0000213) == "$0.0000213" and format_usd(0.0025) == "$0.00250"
     assert format_usd(12.3456) == "$12.35" and format_usd(0) == "$0.00"
+
+
+def test_concurrent_calls_adapt_once_to_a_reasoning_model_and_all_succeed(make_simulator: Any,
+                                                                           tmp_path: Path) -> None:
+    server = make_simulator(pool=Path(__file__).parent / "fixtures" / "tiny_pool.jsonl", profile="openai-reasoning")
+    # A profile that sends max_tokens and a temperature: both rejected by a reasoning model.
+    teacher, journal = gateway(server.base_url, tmp_path, PROFILES["vllm"], send_brief=True, model="sim-teacher")
+    requests = [seed_requests(TASK, "card_arrival", 2, per_call=2, rng=random.Random(i), examples=[])[0]
+                for i in range(8)]
+    requests = [dataclasses.replace(r, sample_index=i) for i, r in enumerate(requests)]
+    results = send(teacher, requests, GeneratedExamples)
+    assert all(not isinstance(r, BaseException) for r in results), results
+    assert teacher.adaptations == ["max_tokens rejected: sending max_completion_tokens instead",
+                                   "temperature rejected: using the model's default"]
+    assert teacher.profile.token_limit_param == "max_completion_tokens" and not teacher.profile.sends_temperature
+    assert [c.status for c in journal.calls] == ["ok"] * 8
+    stats = server.stats()
+    assert stats["actions"] == {"generate": 8}  # every 400 came before any work; nothing was answered twice
+
+
+def test_prompt_reservation_learns_the_providers_tokens_per_byte() -> None:
+    ledger = Ledger(Prices(input_per_mtok=1.0, output_per_mtok=1.0))
+    assert ledger.prompt_bound(4000) == 4000  # nothing reported yet: a token is at least one byte
+    first = ledger.reserve(4000, 100)
+    ledger.settle(first, 1000, 50)  # the provider counted 0.25 tokens per byte
+    assert ledger.prompt_bound(4000) == 1250  # the highest ratio seen, plus 25%
+    second = ledger.reserve(4000, 100)
+    ledger.settle(second, 2000, 50)  # a denser prompt raises the bound for the rest of the run
+    assert ledger.prompt_bound(4000) == 2500 and ledger.prompt_bound(100) == 63
