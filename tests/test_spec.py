@@ -67,7 +67,7 @@ def test_cli_bad_spec_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     assert not run_dir.exists()
 
 
-def test_served_simulator_needs_its_key_variable(tmp_path: Path) -> None:
+def test_openai_teacher_needs_its_key_variable(tmp_path: Path) -> None:
     spec = {**GOOD, "teacher": {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1",
                                 "api_key_env": "DISTILL_TEST_SURELY_UNSET"}}
     env = {k: v for k, v in os.environ.items() if k != "DISTILL_TEST_SURELY_UNSET"}
