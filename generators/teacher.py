@@ -6,14 +6,16 @@ SDK to any OpenAI-compatible endpoint. Around that single call:
 - tenacity is the *only* retry layer (the SDK runs with ``max_retries=0``): 408/409/429/5xx, timeouts
   and connection errors are retried with jittered exponential backoff, honouring ``Retry-After``
   (capped); any other 4xx fails at once; attempts are bounded;
-- a semaphore bounds concurrency;
+- a semaphore bounds concurrency; above ``POOL_CONNECTIONS`` slots the connections are spread over several
+  pools (httpcore scans a pool's connections on every request, so one big pool costs CPU per call);
 - the request is phrased for the provider's profile (token-limit parameter, temperature, structured
   output); a 400 naming a parameter the provider does not take is answered once by adapting the
   profile (``generators.providers.adapt``), recorded in the journal, and kept for the run;
 - the reply is validated with pydantic against the prompt's schema, with one re-ask when invalid;
-- a content-addressed cache makes identical requests free; a ledger reserves each call's realistic
-  output bound when it takes its concurrency slot and caps its output tokens at what the budget still
-  affords, so no call can cross the budget;
+- a content-addressed cache makes identical requests free (each reply committed and fsynced before the
+  caller sees it, off the event loop); a ledger reserves each call's realistic output bound when it takes
+  its concurrency slot and caps its output tokens at what the budget still affords, so no call can cross
+  the budget;
 - the simulator's brief travels out of band (``extra_body``), only when the teacher is the simulator;
 - every call, cached or not, failed or not, is journaled. The API key appears nowhere but in the
   SDK's Authorization header; error texts are scrubbed of it before they are stored.
@@ -22,12 +24,17 @@ SDK to any OpenAI-compatible endpoint. Around that single call:
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.request import getproxies
 
+import httpx2
 import openai
+from openai import RequestOptions
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -173,7 +180,7 @@ class Teacher:
         if self._client is None or self._semaphore is None:
             self._client = openai.AsyncOpenAI(
                 base_url=self.config.base_url, api_key=self.config.api_key, max_retries=0,
-                timeout=self.config.timeout_s,
+                timeout=self.config.timeout_s, http_client=_http_client(self.config),
             )
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
         return self._client, self._semaphore
@@ -245,8 +252,14 @@ class Teacher:
                 parsed, problem = self._validate(attempt, schema_model)
             if parsed is not None:
                 # Written before it is used: cache and journal are durable when the caller sees the reply.
-                self.cache.put(key, CachedResponse(attempt.content, attempt.finish_reason, attempt.tokens_in,
-                                                   attempt.tokens_out))
+                # The cache commit runs off the event loop, grouped with concurrent calls' (one fsync for all).
+                response = CachedResponse(attempt.content, attempt.finish_reason, attempt.tokens_in, attempt.tokens_out)
+                try:
+                    await self.cache.aput(key, response)
+                except asyncio.CancelledError:
+                    # Cancelled while the row commits: it is written all the same, and the paid call is journaled.
+                    self._journal(request, key, attempt, cost, latency, cache_hit=False, status="ok")
+                    raise
                 call_id = self._journal(request, key, attempt, cost, latency, cache_hit=False, status="ok")
                 return Completion(parsed, attempt.content, call_id, attempt.tokens_in, attempt.tokens_out, cost,
                                   attempt.attempts, False)
@@ -370,17 +383,28 @@ class Teacher:
         return self._rng.uniform(ceiling / 2, ceiling)
 
     async def _send_once(self, payload: dict[str, Any], messages: list[dict[str, str]]) -> _Attempt:
+        """POST /chat/completions through the SDK (its auth, headers, timeout and error mapping), read lean.
+
+        ``client.post`` is the SDK's documented way to send a body as is. ``chat.completions.create`` would
+        walk the whole body (messages, JSON schema) against its TypedDicts to rename aliased keys, which chat
+        requests do not have, and build a pydantic model of the reply; at a few hundred calls a second those
+        two were a fifth of the gateway's CPU. Status errors (429, 5xx, 400 with ``param``) are raised by the
+        SDK exactly as ``create`` raises them.
+        """
         client, _semaphore = self._ensure_client()
         self.http_requests += 1
-        response = await client.chat.completions.create(**payload)
-        choice = response.choices[0]
-        content = choice.message.content or ""
-        usage = response.usage
+        extra = payload.get("extra_body")
+        body = {k: v for k, v in payload.items() if k != "extra_body"}
+        if extra:
+            body.update(extra)
+        response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response,
+                                     options=_CHAT_OPTIONS)
+        content, finish_reason, usage = _read_completion(response)
         if usage is not None and self.profile.reports_usage:
-            tokens_in, tokens_out = usage.prompt_tokens, usage.completion_tokens
+            tokens_in, tokens_out = usage
         else:  # no usage reported: book a safe upper bound (a token is at least one byte)
             tokens_in, tokens_out = prompt_token_bound(messages), len(content.encode("utf-8"))
-        return _Attempt(content=content, finish_reason=str(choice.finish_reason or ""), tokens_in=tokens_in,
+        return _Attempt(content=content, finish_reason=finish_reason, tokens_in=tokens_in,
                         tokens_out=tokens_out, attempts=1)
 
     def _payload(self, request: TeacherRequest, messages: list[dict[str, str]],
@@ -430,6 +454,93 @@ class Teacher:
         """Remove the API key from any text before it is stored or shown."""
         key = self.config.api_key
         return text.replace(key, "***") if key and len(key) >= 4 else text
+
+
+# What ``chat.completions.create`` sends with every request: the API key as a bearer token.
+_CHAT_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
+
+# httpcore's connection pool scans all its connections, probing each idle one's socket, twice per request: with
+# one pool of 256 connections that scan was half the gateway's CPU at 256 concurrent calls. Above this many
+# concurrency slots, requests are spread over several pools of at most this many connections.
+POOL_CONNECTIONS = 32
+
+
+def _http_client(config: TeacherConfig) -> httpx2.AsyncClient | None:
+    """Up to ``POOL_CONNECTIONS`` slots, the SDK's own HTTP client (None); above, the SDK's default client (its
+    timeout and redirect defaults) over sharded pools, each keeping alive a connection per slot it serves.
+
+    (The SDK's single pool also keeps only 100 idle connections: above 100 concurrent calls most calls
+    closed and reopened one.) With a proxy configured in the environment, the SDK's client as it is: httpx
+    applies environment proxies only to its own transport.
+    """
+    slots = config.max_concurrency
+    if slots <= POOL_CONNECTIONS or any(scheme in ("http", "https", "all") for scheme in getproxies()):
+        return None
+    return openai.DefaultAsyncHttpxClient(timeout=config.timeout_s,
+                                          transport=_PoolShards(-(-slots // POOL_CONNECTIONS)))
+
+
+class _PoolShards(httpx2.AsyncBaseTransport):
+    """Several connection pools behind one transport; each request goes to the pool with the fewest in flight."""
+
+    def __init__(self, count: int) -> None:
+        ssl_context = httpx2.create_ssl_context()  # one for all pools: loading the CA bundle is slow
+        limits = httpx2.Limits(max_connections=max(POOL_CONNECTIONS, 1000 // count),
+                               max_keepalive_connections=POOL_CONNECTIONS)
+        self._pools = [httpx2.AsyncHTTPTransport(verify=ssl_context, limits=limits) for _ in range(count)]
+        self._in_flight = [0] * count
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        index = min(range(len(self._pools)), key=self._in_flight.__getitem__)
+        self._in_flight[index] += 1
+        try:
+            response = await self._pools[index].handle_async_request(request)
+        except BaseException:
+            self._in_flight[index] -= 1
+            raise
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        response.stream = _Released(response.stream, self._in_flight, index)
+        return response
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
+class _Released(httpx2.AsyncByteStream):
+    """A response body that gives its pool's in-flight count back once, when it is closed."""
+
+    def __init__(self, stream: httpx2.AsyncByteStream, in_flight: list[int], index: int) -> None:
+        self._stream, self._in_flight, self._index = stream, in_flight, index
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            if self._index >= 0:
+                self._in_flight[self._index] -= 1
+                self._index = -1
+
+
+def _read_completion(response: httpx2.Response) -> tuple[str, str, tuple[int, int] | None]:
+    """(content, finish_reason, (prompt, completion tokens) or None) of a chat completion's JSON body."""
+    try:
+        data = json.loads(response.content)
+        choice = data["choices"][0]
+        content = (choice.get("message") or {}).get("content") or ""
+        finish_reason = str(choice.get("finish_reason") or "")
+        usage = data.get("usage")
+        tokens = (int(usage["prompt_tokens"]), int(usage["completion_tokens"])) if usage else None
+        if not isinstance(content, str):
+            raise TypeError("message.content is not a string")
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise openai.APIResponseValidationError(response=response, body=response.text,
+                                                message=f"not a chat completion: {exc!r}") from None
+    return content, finish_reason, tokens
 
 
 def _param_of(exc: openai.BadRequestError) -> str | None:
