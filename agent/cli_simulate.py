@@ -57,6 +57,8 @@ def simulate(
     copy_rate: Annotated[float, _knob("copy_rate")] = 0.0,
     refusal_rate: Annotated[float, _knob("refusal_rate")] = 0.0,
     diversity_width: Annotated[int, _knob("diversity_width")] = 8,
+    batch_delay_s: Annotated[float, _knob("batch_delay_s")] = 0.0,
+    batch_failure_rate: Annotated[float, _knob("batch_failure_rate")] = 0.0,
     seed: Annotated[int, _knob("seed")] = 0,
     profile: Annotated[str | None, typer.Option(show_default=False, help=knob_help("profile"))] = None,
     policy_path: Annotated[Path | None, typer.Option(
@@ -81,6 +83,7 @@ def simulate(
             retry_after_s=retry_after_s, rate_5xx=rate_5xx, rate_hang=rate_hang, hang_s=hang_s,
             rate_malformed=rate_malformed, rate_truncated=rate_truncated, label_noise=label_noise,
             dup_rate=dup_rate, copy_rate=copy_rate, refusal_rate=refusal_rate, diversity_width=diversity_width,
+            batch_delay_s=batch_delay_s, batch_failure_rate=batch_failure_rate,
             api_key=_api_key(api_key_env), policy_path=None if policy_path is None else str(policy_path),
             profile=profile,
         )

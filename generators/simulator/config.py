@@ -13,7 +13,9 @@ from generators.simulator.conformance import PROFILE_NAMES
 FAULT_RATE_FIELDS = ("rate_429", "rate_5xx", "rate_hang", "rate_malformed", "rate_truncated")
 # Per-example content knobs are independent probabilities.
 EXAMPLE_RATE_FIELDS = ("label_noise", "dup_rate", "copy_rate", "refusal_rate")
-_NON_NEGATIVE_FIELDS = ("latency_ms", "jitter_ms", "retry_after_s", "hang_s")
+# Per Batch API line, independent of the per-request faults.
+BATCH_RATE_FIELDS = ("batch_failure_rate",)
+_NON_NEGATIVE_FIELDS = ("latency_ms", "jitter_ms", "retry_after_s", "hang_s", "batch_delay_s")
 
 
 def _knob(default: Any, help: str) -> Any:
@@ -43,6 +45,11 @@ class SimulatorConfig:
     refusal_rate: float = _knob(0.0, "Per generated example: the text is a refusal instead of data.")
     diversity_width: int = _knob(
         8, "With 'like' texts, sample n items uniformly from the top diversity_width × n most similar ones.")
+    batch_delay_s: float = _knob(
+        0.0, "Batch API: seconds from a job's creation until it is completed; it is in_progress until then, its "
+             "request_counts growing with the time elapsed (0: completed at the first poll).")
+    batch_failure_rate: float = _knob(
+        0.0, "Batch API: probability that a line fails with a 500 (it goes to the job's error file).")
     api_key: str | None = _knob(None, "If set, every /v1 request must carry 'Authorization: Bearer <api_key>'.")
     policy_path: str | None = _knob(
         None, "Policy YAML (flows of intents with checkable criteria) for the strategy-teaching actions "
@@ -56,7 +63,7 @@ class SimulatorConfig:
             raise ValueError("model must be a non-empty string")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        for name in FAULT_RATE_FIELDS + EXAMPLE_RATE_FIELDS:
+        for name in FAULT_RATE_FIELDS + EXAMPLE_RATE_FIELDS + BATCH_RATE_FIELDS:
             _check_range(name, getattr(self, name), 0.0, 1.0)
         for name in _NON_NEGATIVE_FIELDS:
             _check_range(name, getattr(self, name), 0.0, math.inf)

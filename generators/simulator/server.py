@@ -1,7 +1,8 @@
 """The simulator's HTTP face: an OpenAI-compatible Starlette app, served by uvicorn on loopback.
 
-Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` (non-streaming), and a small control
-plane for tests: ``GET /_sim/stats``, ``POST /_sim/reset_stats``, ``POST /_sim/script``.
+Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` (non-streaming), OpenAI's Files and Batch
+APIs (``/v1/files``, ``/v1/batches``: ``generators.simulator.batches``), and a small control plane for
+tests: ``GET /_sim/stats``, ``POST /_sim/reset_stats``, ``POST /_sim/script``.
 
 The brief travels out of band, in the body's ``distill_brief`` field (``generators.brief``). With a
 conformance profile (``generators.simulator.conformance``), each request is first checked as that
@@ -39,6 +40,7 @@ from starlette.routing import Route
 from generators.brief import BRIEF_FIELD, BriefError, parse_brief
 from generators.loopback import BackgroundServer, bind_socket, uvicorn_config, v1_url
 from generators.simulator.actions import ACTIONS, ActionContext, ActionError, Handler
+from generators.simulator.batches import BatchEndpoints, BatchStore
 from generators.simulator.config import SimulatorConfig
 from generators.simulator.conformance import (
     PROFILES,
@@ -77,10 +79,12 @@ class SimulatorState:
     closing: bool = False  # set from any thread at shutdown, so hanging requests end at once
     ids: itertools.count[int] = field(default_factory=itertools.count)
     profile: ConformanceProfile | None = field(init=False)  # None: accept any request (lenient)
+    batches: BatchStore = field(init=False)  # uploaded files and Batch API jobs
 
     def __post_init__(self) -> None:
         self.faults = FaultPlan(self.config)
         self.profile = None if self.config.profile is None else PROFILES[self.config.profile]
+        self.batches = BatchStore(self.config)
         # A separate stream from the fault RNG, so scripting faults does not change the content drawn.
         self.context = ActionContext(self.config, self.index, PoolUsage(len(self.index)),
                                      np.random.default_rng([self.config.seed, 1]))
@@ -94,21 +98,27 @@ class SimulatorState:
             "injected": {kind: counters[kind] for kind in ("noise", "dup", "copy", "refusal")},
             "pool": {"size": len(self.index), "used": int(self.context.usage.used.sum())},
             "scripted_pending": self.faults.pending,
+            **self.batches.counters(),
         }
 
     def reset_stats(self) -> None:
         self.stats = SimStats()
         self.context.counters.clear()
+        self.batches.reset_counters()
 
 
 # ---------------------------------------------------------------------------------------------- responses
 
 
+def error_body(message: str, type_: str, code: str | None) -> dict[str, Any]:
+    """OpenAI's error body."""
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
 def openai_error(status: int, message: str, type_: str, code: str | None,
                  headers: dict[str, str] | None = None) -> JSONResponse:
     """An error in OpenAI's shape, so the SDK raises its usual typed exceptions."""
-    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(message, type_, code), status_code=status, headers=headers)
 
 
 def _fault_response(outcome: str, config: SimulatorConfig) -> JSONResponse:
@@ -125,9 +135,9 @@ def _fault_response(outcome: str, config: SimulatorConfig) -> JSONResponse:
 
 
 def _completion(state: SimulatorState, model: str, content: str, finish_reason: str,
-                prompt_chars: int) -> JSONResponse:
+                prompt_chars: int) -> dict[str, Any]:
     prompt, completion = estimate_tokens(prompt_chars), estimate_tokens(len(content))
-    return JSONResponse({
+    return {
         "id": f"chatcmpl-sim-{next(state.ids):08d}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -136,7 +146,32 @@ def _completion(state: SimulatorState, model: str, content: str, finish_reason: 
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
                      "logprobs": None, "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-    })
+    }
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """A chat-completions answer without its HTTP request: status, JSON body, and its stats bucket."""
+
+    status: int
+    body: dict[str, Any]
+    bucket: str
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body, status_code=self.status)
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A request the provider and the simulator accept: its messages, brief and action."""
+
+    messages: list[tuple[str, str]]
+    brief: dict[str, Any]
+    handler: Handler
+
+
+def _error_result(status: int, message: str, type_: str, code: str | None, bucket: str) -> ChatResult:
+    return ChatResult(status, error_body(message, type_, code), bucket)
 
 
 # ---------------------------------------------------------------------------------------------- request parsing
@@ -200,6 +235,10 @@ class _Endpoints:
         given = request.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {key}".encode())
 
+    def guard(self, request: Request) -> Response | None:
+        """None when ``request`` may use the /v1 routes, else the refusal to send."""
+        return None if self._authorised(request) else self._unauthorised()
+
     def _unauthorised(self) -> JSONResponse:
         # Never echo the key that was sent: error bodies end up in logs.
         profile = self.state.profile
@@ -226,44 +265,67 @@ class _Endpoints:
         await asyncio.sleep(state.faults.latency_s())
         if outcome in ("429", "500", "503"):
             return self._finish(outcome, _fault_response(outcome, state.config))
-        response, bucket = await self._answer(request, outcome)
-        return self._finish("hang" if outcome == "hang" else bucket, response)
-
-    async def _answer(self, request: Request, outcome: str) -> tuple[Response, str]:
-        """Run the brief's action; returns the response and its stats bucket."""
-        state = self.state
         try:
             body = await _read_body(request)
+        except RequestError as exc:  # the simulator's own protocol: always OpenAI's error shape
+            response = openai_error(400, exc.message, "invalid_request_error", exc.code)
+            return self._finish("hang" if outcome == "hang" else "400", response)
+        result = self._admit(body)
+        if isinstance(result, _Admitted):
+            if outcome == "hang" and not await self._hang(request):
+                # The client gave up (it never sees this) or we are shutting down; nothing is drawn from the pool.
+                result = _error_result(503, "The server is shutting down (simulated).", "server_error",
+                                       "service_unavailable", "hang")
+            else:
+                result = self._run(body, result, outcome)
+        return self._finish("hang" if outcome == "hang" else result.bucket, result.response())
+
+    def answer(self, body: dict[str, Any], outcome: str = "ok") -> ChatResult:
+        """Answer one chat-completions body as ``/v1/chat/completions`` would (no latency, no hang, no
+        transport fault): the provider's checks, the brief, the action, the reply. The Batch API's lines."""
+        result = self._admit(body)
+        return self._run(body, result, outcome) if isinstance(result, _Admitted) else result
+
+    def batch_answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One Batch API line's answer: (status, JSON body)."""
+        result = self.answer(body)
+        return result.status, result.body
+
+    def _admit(self, body: dict[str, Any]) -> ChatResult | _Admitted:
+        """The provider's checks, then the simulator's; the brief's action, or the error answer."""
+        state = self.state
+        try:
             # The provider's own rules come first: a real provider validates before it generates anything.
             if state.profile is not None and (rejection := state.profile.check(body)) is not None:
-                return self._rejected(state.profile, rejection), str(rejection.status)
+                return ChatResult(rejection.status, state.profile.error_body(rejection), str(rejection.status))
             _check_simulator_limits(body)
             messages = _messages(body)
             brief = _brief(body)
         except RequestError as exc:  # the simulator's own protocol: always OpenAI's error shape
-            return openai_error(400, exc.message, "invalid_request_error", exc.code), "400"
+            return _error_result(400, exc.message, "invalid_request_error", exc.code, "400")
         handler = state.actions.get(brief["action"])
         if handler is None:
             known = ", ".join(sorted(state.actions))
             message = f"unknown brief action {brief['action']!r}; the simulator knows: {known}"
-            return openai_error(400, message, "invalid_request_error", "unknown_action"), "400"
+            return _error_result(400, message, "invalid_request_error", "unknown_action", "400")
         state.stats.actions[brief["action"]] += 1
-        if outcome == "hang" and not await self._hang(request):
-            # The client gave up (it never sees this) or we are shutting down; nothing is drawn from the pool.
-            return openai_error(503, "The server is shutting down (simulated).", "server_error",
-                                "service_unavailable"), "hang"
+        return _Admitted(messages, brief, handler)
+
+    def _run(self, body: dict[str, Any], admitted: _Admitted, outcome: str) -> ChatResult:
+        """Run the brief's action and phrase its reply."""
+        action = admitted.brief["action"]
         try:
-            result = handler(brief, state.context)
+            result = admitted.handler(admitted.brief, self.state.context)
         except ActionError as exc:
-            return openai_error(exc.status, exc.message, "invalid_request_error", exc.code), str(exc.status)
+            return _error_result(exc.status, exc.message, "invalid_request_error", exc.code, str(exc.status))
         except Exception as exc:  # a simulator bug: answer like a provider would, and say so loudly in the log
-            _log.exception("simulator action %r failed", brief["action"])
-            return openai_error(500, f"simulator bug in action {brief['action']!r}: {exc!r}", "server_error",
-                                "internal_error"), "5xx"
-        return self._reply(body, messages, result, outcome), outcome
+            _log.exception("simulator action %r failed", action)
+            return _error_result(500, f"simulator bug in action {action!r}: {exc!r}", "server_error",
+                                 "internal_error", "5xx")
+        return ChatResult(200, self._reply(body, admitted.messages, result, outcome), outcome)
 
     def _reply(self, body: dict[str, Any], messages: list[tuple[str, str]], result: dict[str, Any],
-               outcome: str) -> JSONResponse:
+               outcome: str) -> dict[str, Any]:
         content, finish_reason = json.dumps(result, ensure_ascii=False), "stop"
         profile = self.state.profile
         if profile is not None and not profile.constrains_output(body):
@@ -320,6 +382,7 @@ def create_app(state: SimulatorState) -> Starlette:
     return Starlette(exception_handlers={404: _not_found, 405: _not_found}, routes=[
         Route("/v1/models", endpoints.models, methods=["GET"]),
         Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
+        *BatchEndpoints(state.batches, endpoints.batch_answer, endpoints.guard).routes(),
         Route("/_sim/stats", endpoints.stats, methods=["GET"]),
         Route("/_sim/reset_stats", endpoints.reset_stats, methods=["POST"]),
         Route("/_sim/script", endpoints.script, methods=["POST"]),
