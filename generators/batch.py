@@ -7,7 +7,11 @@ journal and ledger as a synchronous call. A line that failed or whose reply is i
 through the synchronous path (``Teacher.complete``), which re-asks and retries as usual.
 
 The job id is written to the cache database before any wait: a resume after a crash re-attaches to a
-job still holding the requests it would send, instead of paying for them again.
+job still holding the requests it would send, instead of paying for them again. Identical requests
+are one line of the job (a file whose ``custom_id`` repeats is refused). Every Files and Batch API call
+is retried like a chat call (transient errors, Retry-After), except that creating a job is not retried
+after a timeout, which may have created it. Usage is booked as the synchronous path books it: as
+reported where the profile trusts it, else a safe upper bound.
 """
 
 from __future__ import annotations
@@ -15,24 +19,27 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import openai
 from pydantic import BaseModel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from generators.cache import CachedResponse
 from generators.ledger import BudgetExceeded, Reservation, prompt_token_bound
-from generators.teacher import Completion, Teacher, TeacherRequest
+from generators.teacher import Completion, Teacher, TeacherRequest, is_retryable, retry_after_seconds
 
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
+T = TypeVar("T")
 _FINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
 class BatchError(RuntimeError):
-    """The batch job ended without output (failed, expired, cancelled) or did not finish in time."""
+    """The batch job did not finish in time (``BatchSettings.timeout_s``); a resume re-attaches to it."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,34 @@ class _Pending:
     request: TeacherRequest
     key: str
     reservation: Reservation
+
+
+async def _api(teacher: Teacher, call: Callable[[], Awaitable[T]], *, retry_timeouts: bool = True) -> T:
+    """One Files or Batch API call, retried like a chat call (429, 5xx, connection errors; Retry-After honoured).
+
+    The SDK runs with ``max_retries=0`` (tenacity is the gateway's one retry layer), so without this one
+    transient 503 during a day of polling would end the job's collection. ``retry_timeouts=False`` for a call
+    that may have taken effect although its answer was lost (creating a job: a second one would be paid for).
+    """
+    config = teacher.config
+
+    def retryable(exc: BaseException) -> bool:
+        return is_retryable(exc) and (retry_timeouts or not isinstance(exc, openai.APITimeoutError))
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = retry_after_seconds(exc) if exc else None
+        if hinted is not None:
+            return min(hinted, config.max_retry_wait_s)
+        ceiling = min(config.max_retry_wait_s, config.backoff_initial_s * 2 ** (state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    retrying = AsyncRetrying(retry=retry_if_exception(retryable), stop=stop_after_attempt(config.max_attempts),
+                             wait=wait, reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
 def _fit_in_budget(teacher: Teacher, misses: list[tuple[TeacherRequest, str]], factor: float, *,
@@ -76,19 +111,21 @@ def _jsonl(teacher: Teacher, pending: list[_Pending]) -> bytes:
 
 
 async def _submit(client: openai.AsyncOpenAI, teacher: Teacher, pending: list[_Pending]) -> str:
-    upload = await client.files.create(file=("distill-batch.jsonl", io.BytesIO(_jsonl(teacher, pending))),
-                                       purpose="batch")
-    job = await client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                                      completion_window="24h", metadata={"source": "distill"})
+    content = _jsonl(teacher, pending)
+    upload = await _api(teacher, lambda: client.files.create(file=("distill-batch.jsonl", io.BytesIO(content)),
+                                                             purpose="batch"))
+    job = await _api(teacher, lambda: client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+                                                            completion_window="24h", metadata={"source": "distill"}),
+                     retry_timeouts=False)
     teacher.cache.record_batch(job.id, [p.key for p in pending])  # durable before any wait
     return job.id
 
 
-async def _wait(client: openai.AsyncOpenAI, batch_id: str, settings: BatchSettings,
+async def _wait(client: openai.AsyncOpenAI, teacher: Teacher, batch_id: str, settings: BatchSettings,
                 on_poll: Callable[[str, int, int], None] | None) -> Any:
     deadline = time.monotonic() + settings.timeout_s
     while True:
-        job = await client.batches.retrieve(batch_id)
+        job = await _api(teacher, lambda: client.batches.retrieve(batch_id))
         if on_poll is not None and job.request_counts is not None:
             on_poll(job.status, job.request_counts.completed + job.request_counts.failed, job.request_counts.total)
         if job.status in _FINAL:
@@ -99,50 +136,86 @@ async def _wait(client: openai.AsyncOpenAI, batch_id: str, settings: BatchSettin
         await asyncio.sleep(settings.poll_s)
 
 
-async def _lines(client: openai.AsyncOpenAI, file_id: str | None) -> list[dict[str, Any]]:
+async def _lines(client: openai.AsyncOpenAI, teacher: Teacher, file_id: str | None) -> list[dict[str, Any]]:
     if not file_id:
         return []
-    content = await client.files.content(file_id)
-    return [json.loads(line) for line in content.text.splitlines() if line.strip()]
+    content = await _api(teacher, lambda: client.files.content(file_id))
+    lines = []
+    for raw in content.text.splitlines():
+        try:
+            line = json.loads(raw) if raw.strip() else None
+        except json.JSONDecodeError:
+            continue  # an unreadable line: its request has no answer and goes the synchronous way
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
 
 
-def _book(teacher: Teacher, item: _Pending, line: dict[str, Any], schema: type[ParsedT], factor: float,
-          latency: float) -> Completion[ParsedT] | None:
+def _reply(line: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None] | None:
+    """(content, finish_reason, usage) of an answered line; None for a failed or unreadable one."""
+    response = line.get("response")
+    body = response.get("body") if isinstance(response, dict) else None
+    if not isinstance(response, dict) or response.get("status_code") != 200 or not isinstance(body, dict):
+        return None
+    try:
+        choice = body["choices"][0]
+        content = choice["message"].get("content") or ""
+        usage = body.get("usage")
+        if not isinstance(content, str):
+            return None
+        return content, str(choice.get("finish_reason") or ""), usage if isinstance(usage, dict) else None
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+def _tokens(teacher: Teacher, request: TeacherRequest, content: str, usage: dict[str, Any] | None) -> tuple[int, int]:
+    """The line's usage, as the synchronous path books it: reported when trusted, else a safe upper bound."""
+    if usage is not None and teacher.profile.reports_usage:
+        try:
+            return int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    return prompt_token_bound(request.messages), len(content.encode("utf-8"))
+
+
+async def _book(teacher: Teacher, item: _Pending, line: dict[str, Any], schema: type[ParsedT], factor: float,
+                latency: float) -> Completion[ParsedT] | None:
     """Validate one output line; cache and journal it. None when it failed or is invalid (asked again later)."""
-    response = line.get("response") or {}
-    body = response.get("body") or {}
-    if response.get("status_code") != 200 or not body.get("choices"):
+    reply = _reply(line)
+    if reply is None:
         teacher.ledger.settle(item.reservation, 0, 0)
-        error = json.dumps(line.get("error") or body.get("error") or "no response")[:500]
+        response, body = line.get("response"), None
+        if isinstance(response, dict):
+            body = response.get("body")
+        problem = body.get("error") if isinstance(body, dict) else None
+        error = json.dumps(line.get("error") or problem or "no response")[:500]
         teacher.journal_call(item.request, item.key, "", (0, 0), 0.0, latency, status="error", error=error)
         return None
-    choice, usage = body["choices"][0], body.get("usage") or {}
-    content = choice["message"].get("content") or ""
-    tokens = (int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+    content, finish_reason, usage = reply
+    tokens = _tokens(teacher, item.request, content, usage)
     cost = teacher.ledger.settle(item.reservation, *tokens, price_factor=factor)
-    parsed, problem = teacher.validate_reply(content, str(choice.get("finish_reason") or ""), schema)
+    parsed, problem = teacher.validate_reply(content, finish_reason, schema)
     if parsed is None:
         teacher.journal_call(item.request, item.key, content, tokens, cost, latency, status="invalid_output",
                              error=problem)
         return None
-    teacher.cache.put(item.key, CachedResponse(content, str(choice.get("finish_reason") or "stop"), *tokens))
+    # Durable before it is used; the lines of a job are committed together (ResponseCache.aput groups them).
+    await teacher.cache.aput(item.key, CachedResponse(content, finish_reason or "stop", *tokens))
     call_id = teacher.journal_call(item.request, item.key, content, tokens, cost, latency, status="ok")
     return Completion(parsed, content, call_id, tokens[0], tokens[1], cost, 1, False)
 
 
-async def _collect(client: openai.AsyncOpenAI, teacher: Teacher, batch_id: str, pending: list[_Pending],
-                   schema: type[ParsedT], settings: BatchSettings, started: float,
-                   on_poll: Callable[[str, int, int], None] | None) -> dict[str, Completion[ParsedT] | None]:
-    job = await _wait(client, batch_id, settings, on_poll)
-    lines = await _lines(client, job.output_file_id) + await _lines(client, job.error_file_id)
+async def _collect(teacher: Teacher, batch_id: str, lines: list[dict[str, Any]], pending: list[_Pending],
+                   schema: type[ParsedT], settings: BatchSettings,
+                   latency: float) -> dict[str, Completion[ParsedT] | None]:
+    """Book every line of a finished job; a request without a line (a failed or expired job) is settled at 0."""
     by_key = {p.key: p for p in pending}
-    latency = time.monotonic() - started
-    done: dict[str, Completion[ParsedT] | None] = {}
-    for line in lines:
-        item = by_key.pop(str(line.get("custom_id")), None)
-        if item is not None:
-            done[item.key] = _book(teacher, item, line, schema, settings.price_factor, latency)
-    for item in by_key.values():  # no line at all (a failed or expired job): nothing was billed
+    matched = [(item, line) for line in lines if (item := by_key.pop(str(line.get("custom_id")), None)) is not None]
+    booked = await asyncio.gather(*(_book(teacher, item, line, schema, settings.price_factor, latency)
+                                    for item, line in matched))
+    done: dict[str, Completion[ParsedT] | None] = {item.key: result
+                                                   for (item, _), result in zip(matched, booked, strict=True)}
+    for item in by_key.values():  # no line at all: nothing was billed
         teacher.ledger.settle(item.reservation, 0, 0)
         done[item.key] = None
     teacher.cache.mark_collected(batch_id)
@@ -155,18 +228,24 @@ async def run_batch(teacher: Teacher, requests: list[TeacherRequest], schema: ty
     """Answer ``requests`` through Batch API jobs (cache hits and budget refusals aside), in order."""
     client = teacher.client()
     keys = [teacher.cache_key(r) for r in requests]
-    misses = [(r, k) for r, k in zip(requests, keys, strict=True) if teacher.cache.get(k) is None]
+    # One line per distinct request: a job refuses a file whose custom_ids repeat, and one answer serves both.
+    misses = list({k: (r, k) for r, k in zip(requests, keys, strict=True) if teacher.cache.get(k) is None}.values())
     results: dict[str, Completion[ParsedT] | BaseException | None] = {}
-    attached = teacher.cache.pending_batch([k for _, k in misses]) if misses else None
+    # Among all the keys, not only the misses: a crash while booking a job's lines leaves some of them cached.
+    attached = teacher.cache.pending_batch(keys) if misses else None
     if attached is not None:  # a job submitted before a crash: collect it rather than pay again
-        batch_id, held = attached
-        results.update(await _run_job(client, teacher, [m for m in misses if m[1] in set(held)], schema, settings,
-                                      on_poll, on_submitted, batch_id=batch_id))
-        misses = [m for m in misses if m[1] not in set(held)]
+        batch_id, held = attached[0], set(attached[1])
+        mine = [m for m in misses if m[1] in held]
+        if mine:
+            results.update(await _run_job(client, teacher, mine, schema, settings, on_poll, on_submitted,
+                                          batch_id=batch_id))
+        else:  # every line it holds is already cached: nothing left to collect
+            teacher.cache.mark_collected(batch_id)
+        misses = [m for m in misses if m[1] not in held]
     if misses:
         results.update(await _run_job(client, teacher, misses, schema, settings, on_poll, on_submitted))
-    return [await _finish(teacher, request, key, results.get(key), schema)
-            for request, key in zip(requests, keys, strict=True)]
+    return list(await asyncio.gather(*(_finish(teacher, request, key, results.get(key), schema)
+                                       for request, key in zip(requests, keys, strict=True))))
 
 
 async def _run_job(client: openai.AsyncOpenAI, teacher: Teacher, misses: list[tuple[TeacherRequest, str]],
@@ -179,10 +258,18 @@ async def _run_job(client: openai.AsyncOpenAI, teacher: Teacher, misses: list[tu
     if not pending:
         return results
     started = time.monotonic()
-    batch_id = batch_id or await _submit(client, teacher, pending)
-    if on_submitted is not None:
-        on_submitted(batch_id)
-    results.update(await _collect(client, teacher, batch_id, pending, schema, settings, started, on_poll))
+    try:
+        batch_id = batch_id or await _submit(client, teacher, pending)
+        if on_submitted is not None:
+            on_submitted(batch_id)
+        job = await _wait(client, teacher, batch_id, settings, on_poll)
+        lines = await _lines(client, teacher, job.output_file_id) + await _lines(client, teacher, job.error_file_id)
+    except BaseException:
+        # Nothing booked yet: give the reservations back (a submitted job stays recorded for a resume).
+        for item in pending:
+            teacher.ledger.settle(item.reservation, 0, 0)
+        raise
+    results.update(await _collect(teacher, batch_id, lines, pending, schema, settings, time.monotonic() - started))
     return results
 
 
