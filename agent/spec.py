@@ -44,6 +44,8 @@ class SimulatorKnobs(_Strict):
     refusal_rate: float = Field(0.0, ge=0, le=1)
     diversity_width: int = Field(8, ge=1)
     seed: int = 0
+    batch_delay_s: float = Field(0.0, ge=0, description="Seconds from a Batch API job's creation to its completion.")
+    batch_failure_rate: float = Field(0.0, ge=0, le=1, description="Per line of a batch job: a 500 in the error file.")
     profile: Literal["openai-reasoning", "openai-chat", "anthropic", "vllm", "ollama"] | None = Field(
         None, description="Reject what this provider rejects, with its status and error body (conformance).")
 

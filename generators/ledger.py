@@ -138,6 +138,8 @@ class Ledger:
             self._learn(reservation.prompt_bytes, tokens_in)
             self._reserved_usd -= reservation.usd
             self._reserved_tokens -= reservation.tokens
+            if self._reserved_tokens == 0:
+                self._reserved_usd = 0.0  # no float residue: nothing is in flight
             self.spent_usd += cost
             self.spent_tokens += tokens_in + tokens_out
         return cost

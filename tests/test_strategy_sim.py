@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from agent.cli_simulate import simulate
+from generators.brief import brief_body
 from generators.policy import Policy, PolicyError, PolicyLookupError
 from generators.prompts import get_template
 from generators.schemas import Guidelines, JudgeVerdict, Reply, Scenarios, Strategies
@@ -45,8 +46,8 @@ def ask(server: SimulatorServer, brief: dict[str, Any], **variables: str) -> dic
     filled = {name: variables.get(name, f"<{name}>") for name in template.variables}
     sdk = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
     response_format = {"type": "json_schema", "json_schema": {"name": template.id, "schema": template.output_schema}}
-    completion = sdk.chat.completions.create(model="sim-teacher", messages=cast(Any, template.render(filled, brief)),
-                                             response_format=cast(Any, response_format))
+    completion = sdk.chat.completions.create(model="sim-teacher", messages=cast(Any, template.render(filled)),
+                                             response_format=cast(Any, response_format), extra_body=brief_body(brief))
     reply: dict[str, Any] = json.loads(completion.choices[0].message.content or "")
     MODELS[template.id].model_validate(reply)
     assert_matches_schema(reply, template.output_schema)
