@@ -24,13 +24,10 @@ SDK to any OpenAI-compatible endpoint. Around that single call:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from urllib.request import getproxies
 
 import httpx2
 import openai
@@ -40,6 +37,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from generators.brief import brief_body
 from generators.cache import CachedResponse, ResponseCache, request_key
+from generators.http import pooled_http_client, read_completion
 from generators.journal import CallJournal, CallRecord
 from generators.ledger import BudgetExceeded, Ledger, Reservation, prompt_token_bound
 from generators.providers import PROFILES, Adaptation, ProviderProfile, adapt, request_params
@@ -49,6 +47,8 @@ ParsedT = TypeVar("ParsedT", bound=BaseModel)
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 # A request adapts to at most this many rejected parameters (e.g. max_tokens, then temperature).
 MAX_ADAPTATIONS = 3
+# What ``chat.completions.create`` sends with every request: the API key as a bearer token.
+_CHAT_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
 
 
 class TeacherError(RuntimeError):
@@ -180,7 +180,8 @@ class Teacher:
         if self._client is None or self._semaphore is None:
             self._client = openai.AsyncOpenAI(
                 base_url=self.config.base_url, api_key=self.config.api_key, max_retries=0,
-                timeout=self.config.timeout_s, http_client=_http_client(self.config),
+                timeout=self.config.timeout_s,
+                http_client=pooled_http_client(self.config.max_concurrency, self.config.timeout_s),
             )
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
         return self._client, self._semaphore
@@ -399,7 +400,7 @@ class Teacher:
             body.update(extra)
         response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response,
                                      options=_CHAT_OPTIONS)
-        content, finish_reason, usage = _read_completion(response)
+        content, finish_reason, usage = read_completion(response)
         if usage is not None and self.profile.reports_usage:
             tokens_in, tokens_out = usage
         else:  # no usage reported: book a safe upper bound (a token is at least one byte)
@@ -454,93 +455,6 @@ class Teacher:
         """Remove the API key from any text before it is stored or shown."""
         key = self.config.api_key
         return text.replace(key, "***") if key and len(key) >= 4 else text
-
-
-# What ``chat.completions.create`` sends with every request: the API key as a bearer token.
-_CHAT_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
-
-# httpcore's connection pool scans all its connections, probing each idle one's socket, twice per request: with
-# one pool of 256 connections that scan was half the gateway's CPU at 256 concurrent calls. Above this many
-# concurrency slots, requests are spread over several pools of at most this many connections.
-POOL_CONNECTIONS = 32
-
-
-def _http_client(config: TeacherConfig) -> httpx2.AsyncClient | None:
-    """Up to ``POOL_CONNECTIONS`` slots, the SDK's own HTTP client (None); above, the SDK's default client (its
-    timeout and redirect defaults) over sharded pools, each keeping alive a connection per slot it serves.
-
-    (The SDK's single pool also keeps only 100 idle connections: above 100 concurrent calls most calls
-    closed and reopened one.) With a proxy configured in the environment, the SDK's client as it is: httpx
-    applies environment proxies only to its own transport.
-    """
-    slots = config.max_concurrency
-    if slots <= POOL_CONNECTIONS or any(scheme in ("http", "https", "all") for scheme in getproxies()):
-        return None
-    return openai.DefaultAsyncHttpxClient(timeout=config.timeout_s,
-                                          transport=_PoolShards(-(-slots // POOL_CONNECTIONS)))
-
-
-class _PoolShards(httpx2.AsyncBaseTransport):
-    """Several connection pools behind one transport; each request goes to the pool with the fewest in flight."""
-
-    def __init__(self, count: int) -> None:
-        ssl_context = httpx2.create_ssl_context()  # one for all pools: loading the CA bundle is slow
-        limits = httpx2.Limits(max_connections=max(POOL_CONNECTIONS, 1000 // count),
-                               max_keepalive_connections=POOL_CONNECTIONS)
-        self._pools = [httpx2.AsyncHTTPTransport(verify=ssl_context, limits=limits) for _ in range(count)]
-        self._in_flight = [0] * count
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        index = min(range(len(self._pools)), key=self._in_flight.__getitem__)
-        self._in_flight[index] += 1
-        try:
-            response = await self._pools[index].handle_async_request(request)
-        except BaseException:
-            self._in_flight[index] -= 1
-            raise
-        assert isinstance(response.stream, httpx2.AsyncByteStream)
-        response.stream = _Released(response.stream, self._in_flight, index)
-        return response
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
-
-
-class _Released(httpx2.AsyncByteStream):
-    """A response body that gives its pool's in-flight count back once, when it is closed."""
-
-    def __init__(self, stream: httpx2.AsyncByteStream, in_flight: list[int], index: int) -> None:
-        self._stream, self._in_flight, self._index = stream, in_flight, index
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            if self._index >= 0:
-                self._in_flight[self._index] -= 1
-                self._index = -1
-
-
-def _read_completion(response: httpx2.Response) -> tuple[str, str, tuple[int, int] | None]:
-    """(content, finish_reason, (prompt, completion tokens) or None) of a chat completion's JSON body."""
-    try:
-        data = json.loads(response.content)
-        choice = data["choices"][0]
-        content = (choice.get("message") or {}).get("content") or ""
-        finish_reason = str(choice.get("finish_reason") or "")
-        usage = data.get("usage")
-        tokens = (int(usage["prompt_tokens"]), int(usage["completion_tokens"])) if usage else None
-        if not isinstance(content, str):
-            raise TypeError("message.content is not a string")
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise openai.APIResponseValidationError(response=response, body=response.text,
-                                                message=f"not a chat completion: {exc!r}") from None
-    return content, finish_reason, tokens
 
 
 def _param_of(exc: openai.BadRequestError) -> str | None:

@@ -15,10 +15,11 @@ import pytest
 
 from generators.cache import CachedResponse, ResponseCache
 from generators.generation import TaskInfo, seed_requests
+from generators.http import POOL_CONNECTIONS, _PoolShards, read_completion
 from generators.journal import CallRecord
 from generators.ledger import Ledger, Prices
 from generators.schemas import GeneratedExamples
-from generators.teacher import POOL_CONNECTIONS, Teacher, TeacherConfig, TeacherRequest, _PoolShards, _read_completion
+from generators.teacher import Teacher, TeacherConfig, TeacherRequest
 
 TASK = TaskInfo("Customer messages to a bank.", {"card_arrival": "the customer waits for a card",
                                                   "exchange_rate": "questions about exchange rates"})
@@ -81,12 +82,12 @@ def test_read_completion_takes_what_create_took_and_rejects_what_is_not_a_comple
     request = httpx2.Request("POST", "http://t/v1/chat/completions")
     body = {"choices": [{"message": {"content": None}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
-    assert _read_completion(httpx2.Response(200, json=body, request=request)) == ("", "stop", (3, 4))
+    assert read_completion(httpx2.Response(200, json=body, request=request)) == ("", "stop", (3, 4))
     body = {"choices": [{"message": {"content": "{}"}, "finish_reason": None}]}
-    assert _read_completion(httpx2.Response(200, json=body, request=request)) == ("{}", "", None)
+    assert read_completion(httpx2.Response(200, json=body, request=request)) == ("{}", "", None)
     for bad in (b"not json", b"[]", b'{"choices": []}'):
         with pytest.raises(openai.APIResponseValidationError):
-            _read_completion(httpx2.Response(200, content=bad, request=request))
+            read_completion(httpx2.Response(200, content=bad, request=request))
 
 
 def test_pools_are_sharded_above_one_pool_and_release_their_slots(make_simulator: Any, tmp_path: Path) -> None:
