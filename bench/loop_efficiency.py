@@ -14,6 +14,12 @@ trains the same student, and asks the (simulated) teacher for the same number of
 
 Early stopping is off (patience > rounds) so budgets are equal; the reported model is the round
 with the best held-back validation macro-F1, scored on the test split. Needs ../shared/data.
+
+With --equal-usd, budgets are equal in dollars instead of examples, which is what a user pays: the
+teacher is priced like gpt-4o-mini ($0.15 / $0.60 per 1M input / output tokens), every method gets
+the same budget.max_usd (by default what `distill plan` expects uniform generation to spend in
+--rounds rounds) and up to 3 × --rounds rounds, and runs until the budget stops it. Reported: dollars
+and tokens per kept example, and paired differences at equal dollars.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import yaml  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 BANKING_LABELS = (ROOT / "examples" / "banking77" / "labels.txt").read_text().split()
 METHODS = ("seed_only", "uniform", "pgkd_nosmooth", "pgkd")
+PRICES = {"price_input_per_mtok": 0.15, "price_output_per_mtok": 0.60}  # gpt-4o-mini's list price
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -74,13 +81,17 @@ def make_task(dataset: str, seed: int, folder: Path, per_label: tuple[int, int],
 
 
 def spec_for(dataset: str, labels: list[str], method: str, seed: int, rounds: int, per_round: int,
-             seed_per_label: int, base_model: str | None) -> dict[str, Any]:
+             seed_per_label: int, base_model: str | None, max_usd: float | None = None) -> dict[str, Any]:
+    """A run spec; with ``max_usd`` the budget, not the round count, decides how much each method buys."""
+    if max_usd is not None and method != "seed_only":
+        rounds = 3 * rounds
     return {
         "name": f"bench-{dataset}-{method}-{seed}",
         "task": {"description": f"Classify {dataset} texts.", "labels": [{"name": n} for n in labels],
                  "seed_examples": "seed.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"},
-        "teacher": {"provider": "simulator", "pool": "pool.jsonl", "max_concurrency": 16,
+        "teacher": {"provider": "simulator", "pool": "pool.jsonl", "max_concurrency": 16, **PRICES,
                     "knobs": {"seed": seed, "label_noise": 0.05, "dup_rate": 0.03, "copy_rate": 0.03}},
+        **({"budget": {"max_usd": max_usd}} if max_usd is not None else {}),
         "student": {"seed": seed, "base_model": base_model},
         # A tiny test encoder puts every text near every other: near-duplicate checks only with the real one.
         **({"filters": {"near_duplicate_threshold": 0.9999, "leakage_threshold": 0.9999}} if base_model else {}),
@@ -106,8 +117,8 @@ def run_method(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
         "macro_f1": store.metric(result.best_round, "test", "macro_f1"),
         "accuracy": store.metric(result.best_round, "test", "accuracy"),
         "heldback_f1": store.metric(result.best_round, "heldback", "macro_f1"),
-        "best_round": result.best_round, "examples": len(kept),
-        "teacher_tokens": usage["tokens_in"] + usage["tokens_out"], "wall_s": seconds,
+        "best_round": result.best_round, "examples": len(kept), "rounds": len(store.rounds()),
+        "teacher_tokens": usage["tokens_in"] + usage["tokens_out"], "usd": usage["cost_usd"], "wall_s": seconds,
         "kept_texts": [e.text for e in kept], "kept_labels": [e.label for e in kept],
     }
     store.close()
@@ -136,7 +147,7 @@ def baselines(pgkd: dict[str, Any], test: list[dict[str, str]], labels: list[str
         started = time.perf_counter()
         f1, acc = score(gold, fn(), labels)
         out[name] = {"macro_f1": f1, "accuracy": acc, "examples": pgkd["examples"], "teacher_tokens": 0,
-                     "wall_s": time.perf_counter() - started}
+                     "usd": 0.0, "wall_s": time.perf_counter() - started}
     return out
 
 
@@ -156,7 +167,7 @@ def all_real(task: dict[str, Any], seed: int, cap_per_label: int, base_model: st
     texts = [r["text"] for r in task["test"]]
     evaluation = evaluate([r["label"] for r in task["test"]], student.predict_proba(texts), task["labels"])
     return {"macro_f1": evaluation.macro_f1, "accuracy": evaluation.accuracy, "examples": len(train),
-            "teacher_tokens": 0, "wall_s": time.perf_counter() - started}
+            "teacher_tokens": 0, "usd": 0.0, "wall_s": time.perf_counter() - started}
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,6 +178,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "accuracy_mean": statistics.mean(acc), "accuracy_sd": statistics.stdev(acc) if len(acc) > 1 else 0.0,
         "examples": statistics.mean(r["examples"] for r in runs),
         "teacher_tokens": statistics.mean(r["teacher_tokens"] for r in runs),
+        "usd": statistics.mean(r.get("usd", 0.0) for r in runs),
+        "usd_per_kept_example": statistics.mean(r.get("usd", 0.0) / max(1, r["examples"]) for r in runs),
+        "tokens_per_kept_example": statistics.mean(r["teacher_tokens"] / max(1, r["examples"]) for r in runs),
         "wall_s": statistics.mean(r["wall_s"] for r in runs), "per_seed_macro_f1": f1,
     }
 
@@ -188,6 +202,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-round", type=int, default=0, help="examples per round (default 5 per label, ≥60)")
     parser.add_argument("--base-model", default=None, help="student encoder folder (default: packaged MiniLM)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="which loop methods to run")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip all_real (the student on all real data)")
+    parser.add_argument("--equal-usd", nargs="?", const=-1.0, type=float, default=None, metavar="USD",
+                        help="equal dollars per method instead of equal examples (default USD: what uniform is "
+                             "planned to spend in --rounds rounds)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.merge:
@@ -200,6 +219,10 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"needs the shared datasets at {DATA}")
     datasets = ["trec"] if args.quick else args.datasets.split(",")
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        sys.exit(f"--methods: unknown {unknown}; known: {', '.join(METHODS)}")
     seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
     rounds = 2 if args.quick else args.rounds
     results: dict[str, Any] = {}
@@ -212,27 +235,43 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
                 task = make_task(dataset, seed, folder, (5, 10), test_cap)
-                for method in METHODS:
+                max_usd = equal_budget(args.equal_usd, folder, dataset, task["labels"], seed, rounds, per_round)
+                for method in methods:
                     spec = spec_for(dataset, task["labels"], method, seed, rounds, per_round, seed_per_label=5,
-                                    base_model=args.base_model)
+                                    base_model=args.base_model, max_usd=max_usd)
                     per_method[method].append(run_method(folder, spec))
                     print(f"{dataset} seed {seed} {method}: test macro-F1 {per_method[method][-1]['macro_f1']:.3f}",
                           flush=True)
-                for name, row in baselines(per_method["pgkd"][-1], task["test"], task["labels"],
-                                           args.base_model).items():
-                    per_method[name].append(row)
-                per_method["all_real"].append(all_real(task, seed, 300, args.base_model))
-                print(f"{dataset} seed {seed} all_real: {per_method['all_real'][-1]['macro_f1']:.3f}", flush=True)
+                if "pgkd" in methods:
+                    for name, row in baselines(per_method["pgkd"][-1], task["test"], task["labels"],
+                                               args.base_model).items():
+                        per_method[name].append(row)
+                if not args.no_ceiling:
+                    per_method["all_real"].append(all_real(task, seed, 300, args.base_model))
+                    print(f"{dataset} seed {seed} all_real: {per_method['all_real'][-1]['macro_f1']:.3f}", flush=True)
         summary = {m: summarise(rows) for m, rows in per_method.items()}
-        summary["pgkd_minus_uniform"] = paired(summary["pgkd"]["per_seed_macro_f1"],
-                                               summary["uniform"]["per_seed_macro_f1"])
-        summary["pgkd_nosmooth_minus_uniform"] = paired(summary["pgkd_nosmooth"]["per_seed_macro_f1"],
-                                                        summary["uniform"]["per_seed_macro_f1"])
+        for method in ("pgkd", "pgkd_nosmooth"):
+            if method in summary and "uniform" in summary:
+                summary[f"{method}_minus_uniform"] = paired(summary[method]["per_seed_macro_f1"],
+                                                            summary["uniform"]["per_seed_macro_f1"])
         results[dataset] = summary
         print_table(dataset, summary)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"seeds": list(seeds), "rounds": rounds, "datasets": results}, indent=2))
+        args.json.write_text(json.dumps({"seeds": list(seeds), "rounds": rounds, "equal_usd": args.equal_usd,
+                                         "datasets": results}, indent=2))
+
+
+def equal_budget(requested: float | None, folder: Path, dataset: str, labels: list[str], seed: int, rounds: int,
+                 per_round: int) -> float | None:
+    """The per-method budget: the one asked for, or (-1) what `distill plan` expects uniform to spend."""
+    if requested is None or requested > 0:
+        return requested
+    from agent.plan import plan_run
+    from agent.spec import parse_spec
+
+    spec = spec_for(dataset, labels, "uniform", seed, rounds, per_round, seed_per_label=5, base_model=None)
+    return round(float(plan_run(parse_spec(spec, folder))["usd"]), 6)
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -248,17 +287,21 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         summaries = [p["datasets"][dataset] for p in parts]
         merged: dict[str, Any] = {}
         for method in (*METHODS, "tfidf_lr", "embed_lr", "all_real"):
+            if not all(method in s for s in summaries):
+                continue
             rows = [s[method] for s in summaries]
             n = [len(r["per_seed_macro_f1"]) for r in rows]
             merged[method] = {"per_seed_macro_f1": [x for r in rows for x in r["per_seed_macro_f1"]]}
             for key in ("macro_f1", "accuracy"):
                 merged[method][f"{key}_mean"], merged[method][f"{key}_sd"] = _pool(
                     n, [r[f"{key}_mean"] for r in rows], [r[f"{key}_sd"] for r in rows])
-            for key in ("examples", "teacher_tokens", "wall_s"):
-                merged[method][key] = sum(k * r[key] for k, r in zip(n, rows, strict=True)) / sum(n)
+            for key in ("examples", "teacher_tokens", "wall_s", "usd", "usd_per_kept_example",
+                        "tokens_per_kept_example"):
+                merged[method][key] = sum(k * r.get(key, 0.0) for k, r in zip(n, rows, strict=True)) / sum(n)
         for method in ("pgkd", "pgkd_nosmooth"):
-            merged[f"{method}_minus_uniform"] = paired(merged[method]["per_seed_macro_f1"],
-                                                       merged["uniform"]["per_seed_macro_f1"])
+            if method in merged and "uniform" in merged:
+                merged[f"{method}_minus_uniform"] = paired(merged[method]["per_seed_macro_f1"],
+                                                           merged["uniform"]["per_seed_macro_f1"])
         out["datasets"][dataset] = merged
     return out
 
@@ -273,10 +316,16 @@ def _pool(n: list[int], means: list[float], sds: list[float]) -> tuple[float, fl
 def print_table(dataset: str, summary: dict[str, Any]) -> None:
     print(f"\n{dataset}: test macro-F1 (mean ± sd over seeds), examples, teacher tokens, wall s")
     for method in (*METHODS, "tfidf_lr", "embed_lr", "all_real"):
+        if method not in summary:
+            continue
         s = summary[method]
         print(f"  {method:<14} {s['macro_f1_mean']:.3f} ± {s['macro_f1_sd']:.3f}   acc {s['accuracy_mean']:.3f}"
-              f"   n={s['examples']:.0f}   tokens={s['teacher_tokens']:.0f}   {s['wall_s']:.0f}s")
+              f"   n={s['examples']:.0f}   tokens={s['teacher_tokens']:.0f}   ${s.get('usd', 0.0):.4f}"
+              f"   tokens/ex={s.get('tokens_per_kept_example', 0.0):.0f}"
+              f"   $/1k ex={1000 * s.get('usd_per_kept_example', 0.0):.3f}   {s['wall_s']:.0f}s")
     for key in ("pgkd_minus_uniform", "pgkd_nosmooth_minus_uniform"):
+        if key not in summary:
+            continue
         p = summary[key]
         print(f"  {key}: {p['mean']:+.3f} ± {p['sd']:.3f} (wins {p['wins']}/{p['n']})")
 
