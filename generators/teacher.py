@@ -337,7 +337,7 @@ class Teacher:
             payload = self._payload(request, messages, reservation.max_output_tokens)
             try:
                 attempt = await self._send_with_retries(payload, messages, attempts_box)
-            except openai.BadRequestError as exc:
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:  # 422: FastAPI-based servers
                 if self.profile is not phrased_for:
                     continue  # a concurrent call already adapted the profile while this one was in flight
                 adaptation = adapt(self.profile, str(exc.message), _param_of(exc))
@@ -457,7 +457,7 @@ class Teacher:
         return text.replace(key, "***") if key and len(key) >= 4 else text
 
 
-def _param_of(exc: openai.BadRequestError) -> str | None:
+def _param_of(exc: openai.APIStatusError) -> str | None:
     param = getattr(exc, "param", None)
     return param if isinstance(param, str) else None
 
