@@ -110,15 +110,32 @@ def _jsonl(teacher: Teacher, pending: list[_Pending]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+# A cache row for an uploaded input file whose job id is not known yet: a crash between creating the job
+# and writing its id leaves this row, and a resume finds the job by its input file instead of paying again.
+UPLOADED = "uploaded-file:"
+
+
 async def _submit(client: openai.AsyncOpenAI, teacher: Teacher, pending: list[_Pending]) -> str:
     content = _jsonl(teacher, pending)
     upload = await _api(teacher, lambda: client.files.create(file=("distill-batch.jsonl", io.BytesIO(content)),
                                                              purpose="batch"))
-    job = await _api(teacher, lambda: client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                                                            completion_window="24h", metadata={"source": "distill"}),
-                     retry_timeouts=False)
-    teacher.cache.record_batch(job.id, [p.key for p in pending])  # durable before any wait
-    return job.id
+    teacher.cache.record_batch(UPLOADED + upload.id, [p.key for p in pending])
+    return await _create_job(client, teacher, UPLOADED + upload.id, [p.key for p in pending])
+
+
+async def _create_job(client: openai.AsyncOpenAI, teacher: Teacher, uploaded: str, keys: list[str]) -> str:
+    """The job for an uploaded file: the one already created from it (found by input file), or a new one."""
+    file_id = uploaded.removeprefix(UPLOADED)
+    existing = await _api(teacher, lambda: client.batches.list(limit=100))
+    job_id = next((job.id for job in existing.data if job.input_file_id == file_id), None)
+    if job_id is None:
+        job = await _api(teacher, lambda: client.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h",
+            metadata={"source": "distill"}), retry_timeouts=False)
+        job_id = job.id
+    teacher.cache.record_batch(job_id, keys)  # durable before any wait
+    teacher.cache.mark_collected(uploaded)
+    return job_id
 
 
 async def _wait(client: openai.AsyncOpenAI, teacher: Teacher, batch_id: str, settings: BatchSettings,
@@ -259,6 +276,8 @@ async def _run_job(client: openai.AsyncOpenAI, teacher: Teacher, misses: list[tu
         return results
     started = time.monotonic()
     try:
+        if batch_id.startswith(UPLOADED):  # a crash after the upload: find or create its job
+            batch_id = await _create_job(client, teacher, batch_id, [p.key for p in pending])
         batch_id = batch_id or await _submit(client, teacher, pending)
         if on_submitted is not None:
             on_submitted(batch_id)

@@ -369,6 +369,38 @@ def test_a_resume_reattaches_to_the_job_it_paid_for(make_simulator: MakeSim, tmp
     assert server.stats()["batches_created"] == 1
 
 
+def test_a_crash_before_the_job_id_is_written_still_re_attaches(make_simulator: MakeSim, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job was created (and will be billed) but the process died before storing its id: the resume finds
+    it by its input file rather than creating a second one."""
+    server = make_simulator(batch_delay_s=0.2)
+    requests = seed_requests(TASK, "card_arrival", 4, per_call=2, rng=random.Random(1), examples=[])
+
+    class Crash(RuntimeError):
+        pass
+
+    teacher, _ = gateway(server, tmp_path / "cache.sqlite")
+    record = teacher.cache.record_batch
+
+    def record_then_die(batch_id: str, keys: list[str]) -> None:
+        if not batch_id.startswith("uploaded-file:"):
+            raise Crash(batch_id)  # the job exists on the provider's side; its id never reaches the disk
+        record(batch_id, keys)
+
+    monkeypatch.setattr(teacher.cache, "record_batch", record_then_die)
+    with pytest.raises(Crash):
+        batch(teacher, requests, GeneratedExamples)
+    teacher.cache.close()
+    assert server.stats()["batches_created"] == 1
+
+    fresh, journal = gateway(server, tmp_path / "cache.sqlite")
+    results = batch(fresh, requests, GeneratedExamples)
+    assert all(isinstance(r, Completion) and r.parsed.examples for r in results), results
+    stats = server.stats()
+    assert (stats["files_uploaded"], stats["batches_created"], stats["requests"]) == (1, 1, 0)
+    assert [c.status for c in journal.calls] == ["ok"] * len(requests)
+
+
 def test_a_repeated_request_is_one_line_of_the_job(make_simulator: MakeSim, tmp_path: Path) -> None:
     server = make_simulator()
     texts, requests = labelling(2)
