@@ -18,7 +18,7 @@ import httpx2
 import openai
 import pytest
 
-from generators.batch import BatchSettings, run_batch
+from generators.batch import UPLOADED, BatchSettings, run_batch
 from generators.cache import ResponseCache
 from generators.generation import TaskInfo, label_requests, seed_requests
 from generators.journal import MemoryJournal
@@ -341,6 +341,17 @@ def test_budget_refusals_come_back_as_values(make_simulator: MakeSim, tmp_path: 
     assert teacher.ledger.spent_usd <= one * 1.05
 
 
+def resume_collects_the_one_job(server: SimulatorServer, cache: Path, requests: list[TeacherRequest]) -> None:
+    """A fresh gateway on the same cache answers everything from the job paid for before: no second file or job,
+    no synchronous call."""
+    fresh, journal = gateway(server, cache)
+    results = batch(fresh, requests, GeneratedExamples)
+    assert all(isinstance(r, Completion) and r.parsed.examples for r in results), results
+    stats = server.stats()
+    assert (stats["files_uploaded"], stats["batches_created"], stats["requests"]) == (1, 1, 0)
+    assert [c.status for c in journal.calls] == ["ok"] * len(requests)
+
+
 def test_a_resume_reattaches_to_the_job_it_paid_for(make_simulator: MakeSim, tmp_path: Path) -> None:
     server = make_simulator(batch_delay_s=0.3)
     requests = seed_requests(TASK, "card_arrival", 6, per_call=2, rng=random.Random(0),
@@ -357,12 +368,7 @@ def test_a_resume_reattaches_to_the_job_it_paid_for(make_simulator: MakeSim, tmp
         batch(teacher, requests, GeneratedExamples, on_submitted=crash)
     teacher.cache.close()
 
-    fresh, journal = gateway(server, tmp_path / "cache.sqlite")
-    results = batch(fresh, requests, GeneratedExamples)
-    assert all(isinstance(r, Completion) and r.parsed.examples for r in results), results
-    stats = server.stats()
-    assert (stats["files_uploaded"], stats["batches_created"], stats["requests"]) == (1, 1, 0)
-    assert [c.status for c in journal.calls] == ["ok"] * len(requests)
+    resume_collects_the_one_job(server, tmp_path / "cache.sqlite", requests)
     # Collected: a third run finds every answer cached and re-attaches to nothing.
     third, _ = gateway(server, tmp_path / "cache.sqlite")
     assert all(r.cache_hit for r in batch(third, requests, GeneratedExamples))
@@ -383,7 +389,7 @@ def test_a_crash_before_the_job_id_is_written_still_re_attaches(make_simulator: 
     record = teacher.cache.record_batch
 
     def record_then_die(batch_id: str, keys: list[str]) -> None:
-        if not batch_id.startswith("uploaded-file:"):
+        if not batch_id.startswith(UPLOADED):
             raise Crash(batch_id)  # the job exists on the provider's side; its id never reaches the disk
         record(batch_id, keys)
 
@@ -393,12 +399,7 @@ def test_a_crash_before_the_job_id_is_written_still_re_attaches(make_simulator: 
     teacher.cache.close()
     assert server.stats()["batches_created"] == 1
 
-    fresh, journal = gateway(server, tmp_path / "cache.sqlite")
-    results = batch(fresh, requests, GeneratedExamples)
-    assert all(isinstance(r, Completion) and r.parsed.examples for r in results), results
-    stats = server.stats()
-    assert (stats["files_uploaded"], stats["batches_created"], stats["requests"]) == (1, 1, 0)
-    assert [c.status for c in journal.calls] == ["ok"] * len(requests)
+    resume_collects_the_one_job(server, tmp_path / "cache.sqlite", requests)
 
 
 def test_a_repeated_request_is_one_line_of_the_job(make_simulator: MakeSim, tmp_path: Path) -> None:
