@@ -23,7 +23,7 @@ def read_unlabeled(path: Path, field_name: str = "task.unlabeled") -> list[str]:
     for number, item in jsonl_objects(path, field_name):
         text = item.get("text") if isinstance(item, dict) else None
         if not isinstance(text, str):
-            raise ValueError(f"{field_name}: {path} line {number} has no \"text\" string — write {{\"text\": \"...\"}}")
+            raise ValueError(f'{field_name}: {path} line {number} has no "text" string — write {{"text": "..."}}')
         if text.strip():
             texts.setdefault(content_hash(text), text)
     return list(texts.values())

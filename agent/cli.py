@@ -14,14 +14,19 @@ from agent.cli_strategies import chat, strategies_app
 from agent.spec import SpecError
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
     help="distill: black-box LLM distillation. A teacher behind an OpenAI-compatible API writes and labels "
-         "data; a small local student learns from it, guided by its own measured weaknesses (PGKD).",
+    "data; a small local student learns from it, guided by its own measured weaknesses (PGKD).",
 )
 app.add_typer(strategies_app, name="strategies")
 app.command("chat")(chat)
-app.command("simulate", help="Serve the teacher simulator: an OpenAI-compatible server on loopback, backed "
-            "by a labeled pool, with fault-injection knobs. Prints its URL once ready.")(simulate)
+app.command(
+    "simulate",
+    help="Serve the teacher simulator: an OpenAI-compatible server on loopback, backed "
+    "by a labeled pool, with fault-injection knobs. Prints its URL once ready.",
+)(simulate)
 
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `distill run`.", show_default=False)]
 
@@ -44,8 +49,10 @@ def _finish(run_dir: Path, model_dir: Path, reasons: list[str]) -> None:
     typer.echo(f"stopped: {'; '.join(reasons)}")
     typer.echo(f"run directory: {run_dir}")
     typer.echo(f"model directory: {model_dir}")
-    typer.echo(f"best round: {best['best_round']}; test macro-F1: "
-               + (f"{test_f1:.3f}" if test_f1 is not None else "n/a (no task.test)"))
+    typer.echo(
+        f"best round: {best['best_round']}; test macro-F1: "
+        + (f"{test_f1:.3f}" if test_f1 is not None else "n/a (no task.test)")
+    )
 
 
 @app.command()

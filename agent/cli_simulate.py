@@ -37,9 +37,14 @@ def _api_key(env_name: str | None) -> str | None:
 
 
 def simulate(
-    pool: Annotated[Path, typer.Option(
-        "--pool", show_default=False,
-        help="JSONL file of human-written {\"text\", \"label\"} lines backing the simulator.")],
+    pool: Annotated[
+        Path,
+        typer.Option(
+            "--pool",
+            show_default=False,
+            help='JSONL file of human-written {"text", "label"} lines backing the simulator.',
+        ),
+    ],
     port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free port (the URL line shows it).")] = 0,
     host: Annotated[str, typer.Option(help="Interface to bind; keep loopback unless you must.")] = "127.0.0.1",
     model: Annotated[str, _knob("model")] = "sim-teacher",
@@ -61,12 +66,17 @@ def simulate(
     batch_failure_rate: Annotated[float, _knob("batch_failure_rate")] = 0.0,
     seed: Annotated[int, _knob("seed")] = 0,
     profile: Annotated[str | None, typer.Option(show_default=False, help=knob_help("profile"))] = None,
-    policy_path: Annotated[Path | None, typer.Option(
-        "--policy", show_default=False, help=knob_help("policy_path"))] = None,
-    api_key_env: Annotated[str | None, typer.Option(
-        show_default=False,
-        help="NAME of an environment variable holding an API key that clients must send as a Bearer token "
-             "(the key itself never goes on the command line).")] = None,
+    policy_path: Annotated[
+        Path | None, typer.Option("--policy", show_default=False, help=knob_help("policy_path"))
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="NAME of an environment variable holding an API key that clients must send as a Bearer token "
+            "(the key itself never goes on the command line).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the teacher simulator: an OpenAI-compatible server backed by a labeled pool, with fault knobs.
 
@@ -79,12 +89,26 @@ def simulate(
         _fail(f"--policy: no such file: {policy_path}")
     try:
         config = SimulatorConfig(
-            model=model, seed=seed, latency_ms=latency_ms, jitter_ms=jitter_ms, rate_429=rate_429,
-            retry_after_s=retry_after_s, rate_5xx=rate_5xx, rate_hang=rate_hang, hang_s=hang_s,
-            rate_malformed=rate_malformed, rate_truncated=rate_truncated, label_noise=label_noise,
-            dup_rate=dup_rate, copy_rate=copy_rate, refusal_rate=refusal_rate, diversity_width=diversity_width,
-            batch_delay_s=batch_delay_s, batch_failure_rate=batch_failure_rate,
-            api_key=_api_key(api_key_env), policy_path=None if policy_path is None else str(policy_path),
+            model=model,
+            seed=seed,
+            latency_ms=latency_ms,
+            jitter_ms=jitter_ms,
+            rate_429=rate_429,
+            retry_after_s=retry_after_s,
+            rate_5xx=rate_5xx,
+            rate_hang=rate_hang,
+            hang_s=hang_s,
+            rate_malformed=rate_malformed,
+            rate_truncated=rate_truncated,
+            label_noise=label_noise,
+            dup_rate=dup_rate,
+            copy_rate=copy_rate,
+            refusal_rate=refusal_rate,
+            diversity_width=diversity_width,
+            batch_delay_s=batch_delay_s,
+            batch_failure_rate=batch_failure_rate,
+            api_key=_api_key(api_key_env),
+            policy_path=None if policy_path is None else str(policy_path),
             profile=profile,
         )
     except ValueError as exc:

@@ -10,8 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-strategies_app = typer.Typer(no_args_is_help=True, help="Audit the strategy library of a dialogue run: list, "
-                             "show, approve, reject, retire, edit (new version), export, diff.")
+strategies_app = typer.Typer(
+    no_args_is_help=True,
+    help="Audit the strategy library of a dialogue run: list, "
+    "show, approve, reject, retire, edit (new version), export, diff.",
+)
 
 RunDir = Annotated[Path, typer.Argument(help="A dialogue run directory.", show_default=False)]
 StrategyId = Annotated[str, typer.Argument(help="A strategy id (see `distill strategies list`).", show_default=False)]
@@ -46,8 +49,10 @@ def _audit(run_dir: Path, change: Callable[[Any], Any]) -> None:
 
 
 @strategies_app.command("list")
-def list_(run_dir: RunDir, status: Annotated[str | None, typer.Option("--status", help="proposed, approved, "
-                                                                      "rejected or retired")] = None) -> None:
+def list_(
+    run_dir: RunDir,
+    status: Annotated[str | None, typer.Option("--status", help="proposed, approved, rejected or retired")] = None,
+) -> None:
     """One line per strategy: id, version, status, scope, evidence, text."""
     from agent.strategies import STATUSES
 
@@ -57,8 +62,9 @@ def list_(run_dir: RunDir, status: Annotated[str | None, typer.Option("--status"
     for s in library.current([status] if status else None):
         ev = s.evidence
         effect = f"{ev.get('score_before', 0):.2f}→{ev.get('score_after', 0):.2f}" if "score_after" in ev else "–"
-        typer.echo(f"{s.id}  v{s.version}  {s.status:<9} {s.scope:<16} {effect:<10} support={ev.get('support', 1)}"
-                   f"  {s.text}")
+        typer.echo(
+            f"{s.id}  v{s.version}  {s.status:<9} {s.scope:<16} {effect:<10} support={ev.get('support', 1)}  {s.text}"
+        )
 
 
 @strategies_app.command()
@@ -75,8 +81,10 @@ def show(run_dir: RunDir, strategy_id: StrategyId) -> None:
     typer.echo(f"{s.id} v{s.version} [{s.status}] scope={s.scope} criterion={s.criterion}\n  {s.text}")
     typer.echo(f"provenance: {json.dumps(s.provenance)}\nevidence: {json.dumps(s.evidence)}")
     for event in library.events(s.id):
-        typer.echo(f"  event {event['seq']}: {event['action']} {event['from_status']}→{event['to_status']}"
-                   + (f" ({event['note']})" if event["note"] else ""))
+        typer.echo(
+            f"  event {event['seq']}: {event['action']} {event['from_status']}→{event['to_status']}"
+            + (f" ({event['note']})" if event["note"] else "")
+        )
     for example in _examples(library, s.id, s.provenance.get("scenarios", [])[:3]):
         typer.echo(f"\nscenario {example['id']} [{example['flow']}]: {example['message']}")
         for label, answer in (("before", example["before"]), ("after", example["after"])):
@@ -90,10 +98,21 @@ def _examples(library: Any, strategy_id: str, scenario_ids: list[str]) -> list[d
         rows = library.store.query("SELECT * FROM scenarios WHERE id=?", (sid,))
         if not rows:
             continue
-        answers = {r["condition"]: dict(r) for r in library.store.query(
-            "SELECT condition, reply, score FROM answers WHERE scenario_id=? ORDER BY id", (sid,))}
-        out.append({"id": sid, "flow": rows[0]["flow"], "message": rows[0]["message"],
-                    "before": answers.get("learning"), "after": answers.get(f"with:{strategy_id}")})
+        answers = {
+            r["condition"]: dict(r)
+            for r in library.store.query(
+                "SELECT condition, reply, score FROM answers WHERE scenario_id=? ORDER BY id", (sid,)
+            )
+        }
+        out.append(
+            {
+                "id": sid,
+                "flow": rows[0]["flow"],
+                "message": rows[0]["message"],
+                "before": answers.get("learning"),
+                "after": answers.get(f"with:{strategy_id}"),
+            }
+        )
     return out
 
 
@@ -116,23 +135,32 @@ def retire(run_dir: RunDir, strategy_id: StrategyId, note: Note = None) -> None:
 
 
 @strategies_app.command()
-def edit(run_dir: RunDir, strategy_id: StrategyId,
-         text: Annotated[str, typer.Option("--text", help="The new text (creates a new version).")],
-         note: Note = None) -> None:
+def edit(
+    run_dir: RunDir,
+    strategy_id: StrategyId,
+    text: Annotated[str, typer.Option("--text", help="The new text (creates a new version).")],
+    note: Note = None,
+) -> None:
     """Replace the text; the old version stays in the history."""
     _audit(run_dir, lambda library: library.edit(strategy_id, text, note))
 
 
 @strategies_app.command()
-def export(run_dir: RunDir, format: Annotated[str, typer.Option("--format", help="md, html or json")] = "md",
-           out: Annotated[Path | None, typer.Option("--out", help="File to write (default: stdout).")] = None) -> None:
+def export(
+    run_dir: RunDir,
+    format: Annotated[str, typer.Option("--format", help="md, html or json")] = "md",
+    out: Annotated[Path | None, typer.Option("--out", help="File to write (default: stdout).")] = None,
+) -> None:
     """The whole library with status, evidence and provenance, for review outside the terminal."""
     if format not in ("md", "html", "json"):
         _fail("--format must be md, html or json")
     library = _library(run_dir)
     rows = [dict(s.__dict__) for s in library.current()]
-    text = {"json": lambda: json.dumps({"library_version": library.version, "strategies": rows}, indent=2),
-            "md": lambda: _markdown(rows, library.version), "html": lambda: _html(rows, library.version)}[format]()
+    text = {
+        "json": lambda: json.dumps({"library_version": library.version, "strategies": rows}, indent=2),
+        "md": lambda: _markdown(rows, library.version),
+        "html": lambda: _html(rows, library.version),
+    }[format]()
     if out is None:
         typer.echo(text)
     else:
@@ -141,34 +169,58 @@ def export(run_dir: RunDir, format: Annotated[str, typer.Option("--format", help
 
 
 def _markdown(rows: list[dict[str, Any]], version: int) -> str:
-    lines = [f"# Strategy library (version {version})", "",
-             "| id | v | status | scope | criterion | before→after | held-out effect | text |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Strategy library (version {version})",
+        "",
+        "| id | v | status | scope | criterion | before→after | held-out effect | text |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ev = r["evidence"]
-        lines.append(f"| {r['id']} | {r['version']} | {r['status']} | {r['scope']} | {r['criterion'] or ''} | "
-                     f"{ev.get('score_before', '')}→{ev.get('score_after', '')} | {ev.get('heldout_effect', '')} | "
-                     f"{r['text'].replace('|', '/')} |")
+        lines.append(
+            f"| {r['id']} | {r['version']} | {r['status']} | {r['scope']} | {r['criterion'] or ''} | "
+            f"{ev.get('score_before', '')}→{ev.get('score_after', '')} | {ev.get('heldout_effect', '')} | "
+            f"{r['text'].replace('|', '/')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def _html(rows: list[dict[str, Any]], version: int) -> str:
     cells = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            r["id"], r["version"], r["status"], r["scope"], r["criterion"] or "",
-            f"{r['evidence'].get('score_before', '')}→{r['evidence'].get('score_after', '')}",
-            r["evidence"].get("heldout_effect", ""), r["text"])) + "</tr>" for r in rows)
-    head = "".join(f"<th>{h}</th>" for h in ("id", "v", "status", "scope", "criterion", "before→after",
-                                             "held-out effect", "text"))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Strategy library v{version}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head>"
-            f"<body><h1>Strategy library (version {version})</h1><table><tr>{head}</tr>{cells}</table></body></html>")
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(v))}</td>"
+            for v in (
+                r["id"],
+                r["version"],
+                r["status"],
+                r["scope"],
+                r["criterion"] or "",
+                f"{r['evidence'].get('score_before', '')}→{r['evidence'].get('score_after', '')}",
+                r["evidence"].get("heldout_effect", ""),
+                r["text"],
+            )
+        )
+        + "</tr>"
+        for r in rows
+    )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("id", "v", "status", "scope", "criterion", "before→after", "held-out effect", "text")
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Strategy library v{version}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head>"
+        f"<body><h1>Strategy library (version {version})</h1><table><tr>{head}</tr>{cells}</table></body></html>"
+    )
 
 
 @strategies_app.command()
-def diff(run_dir: RunDir, from_version: Annotated[int, typer.Option("--from", help="Library version.")],
-         to_version: Annotated[int, typer.Option("--to", help="Library version.")]) -> None:
+def diff(
+    run_dir: RunDir,
+    from_version: Annotated[int, typer.Option("--from", help="Library version.")],
+    to_version: Annotated[int, typer.Option("--to", help="Library version.")],
+) -> None:
     """What changed between two library versions (every audit event is one version)."""
     from agent.strategies import AuditError
 
@@ -180,9 +232,15 @@ def diff(run_dir: RunDir, from_version: Annotated[int, typer.Option("--from", he
         return
     for c in changes:
         if c["change"] == "changed":
-            typer.echo(f"~ {c['id']}: {c['from']['status']} v{c['from']['version']} → {c['to']['status']} "
-                       f"v{c['to']['version']}" + (f"\n    - {c['from']['text']}\n    + {c['to']['text']}"
-                                                    if c["from"]["text"] != c["to"]["text"] else ""))
+            typer.echo(
+                f"~ {c['id']}: {c['from']['status']} v{c['from']['version']} → {c['to']['status']} "
+                f"v{c['to']['version']}"
+                + (
+                    f"\n    - {c['from']['text']}\n    + {c['to']['text']}"
+                    if c["from"]["text"] != c["to"]["text"]
+                    else ""
+                )
+            )
         else:
             sign = "+" if c["change"] == "added" else "-"
             item = c.get("to") or c.get("from")
@@ -191,10 +249,15 @@ def diff(run_dir: RunDir, from_version: Annotated[int, typer.Option("--from", he
         typer.echo("no changes")
 
 
-def chat(run_dir: RunDir,
-         message: Annotated[list[str] | None, typer.Option("--message", "-m", help="Answer these and exit "
-                                                           "(default: read messages from stdin, one per line).")]
-         = None) -> None:
+def chat(
+    run_dir: RunDir,
+    message: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--message", "-m", help="Answer these and exit (default: read messages from stdin, one per line)."
+        ),
+    ] = None,
+) -> None:
     """Answer customer messages through the production path: retrieval + approved strategies + student."""
     import sys
 

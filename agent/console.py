@@ -28,8 +28,15 @@ def warn(message: str) -> None:
 @contextmanager
 def progress(description: str, total: int | None) -> Iterator[Callable[..., None]]:
     """A progress bar; yields ``advance()`` (one step) or ``advance(done, total)`` (absolute)."""
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=False, disable=quiet())
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=quiet(),
+    )
     with bar:
         task = bar.add_task(description, total=total)
 

@@ -16,5 +16,6 @@ def jsonl_objects(path: Path, field_name: str) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{field_name}: {path} line {number} is not JSON ({exc.msg}) — write one object "
-                             "per line") from None
+            raise ValueError(
+                f"{field_name}: {path} line {number} is not JSON ({exc.msg}) — write one object per line"
+            ) from None

@@ -57,8 +57,14 @@ def _line(round: str, requests: list[TeacherRequest], out_per_item: float, items
     if not requests:
         return None
     template = get_template(requests[0].prompt_id)
-    return PlanLine(round, template.id, len(requests), sum(_prompt_tokens(r) for r in requests),
-                    _tokens(out_per_item * items + 2 * len(requests)), sum(r.output_tokens for r in requests))
+    return PlanLine(
+        round,
+        template.id,
+        len(requests),
+        sum(_prompt_tokens(r) for r in requests),
+        _tokens(out_per_item * items + 2 * len(requests)),
+        sum(r.output_tokens for r in requests),
+    )
 
 
 # -- classification ------------------------------------------------------------------------------------
@@ -66,8 +72,12 @@ def _line(round: str, requests: list[TeacherRequest], out_per_item: float, items
 
 def _seed_texts(spec: RunSpec) -> list[str]:
     paths = [p for p in (spec.task.seed_examples, spec.task.validation) if p is not None]
-    texts = [row["text"] for path in paths for _, row in jsonl_objects(path, "task")
-             if isinstance(row, dict) and isinstance(row.get("text"), str)]
+    texts = [
+        row["text"]
+        for path in paths
+        for _, row in jsonl_objects(path, "task")
+        if isinstance(row, dict) and isinstance(row.get("text"), str)
+    ]
     return texts or [_STAND_IN]
 
 
@@ -76,8 +86,15 @@ def _stand_in_feedback(task: TaskInfo, texts: list[str], shown: int) -> Feedback
     rng = random.Random(0)
     sample = [rng.choice(texts) for _ in range(shown)]
     labels = list(task.labels)
-    per_label = {label: LabelFeedback(0.5, correct=sample, misclassified=[(t, labels[0]) for t in sample],
-                                      hard_negatives=[(t, labels[-1], 0.9) for t in sample]) for label in labels}
+    per_label = {
+        label: LabelFeedback(
+            0.5,
+            correct=sample,
+            misclassified=[(t, labels[0]) for t in sample],
+            hard_negatives=[(t, labels[-1], 0.9) for t in sample],
+        )
+        for label in labels
+    }
     report = {label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 5} for label in labels}
     confusions = [(labels[i], labels[(i + 1) % len(labels)], 2) for i in range(min(8, len(labels)))]
     return Feedback(1, report, confusions, per_label)
@@ -89,19 +106,40 @@ def _classification_lines(spec: RunSpec) -> list[PlanLine | None]:
     example_out = sum(len(t) for t in texts) / len(texts) + _JSON_OVERHEAD_CHARS
     label_out = max(len(label) for label in task.labels) + 20  # {"index": 12, "label": "..."}
     rng = random.Random(0)
-    seeds = [r for label in task.labels for r in seed_requests(
-        task, label, loop.seed_per_label, per_call=loop.batch_per_call, rng=rng, examples=texts[:3])]
+    seeds = [
+        r
+        for label in task.labels
+        for r in seed_requests(
+            task, label, loop.seed_per_label, per_call=loop.batch_per_call, rng=rng, examples=texts[:3]
+        )
+    ]
     lines = [_line("0", seeds, example_out, loop.seed_per_label * len(task.labels))]
     feedback = _stand_in_feedback(task, texts, loop.examples_shown)
     per_label = loop.examples_per_round / len(task.labels)  # uniform split: the real quotas follow the errors
     for round in range(1, spec.effective_max_rounds + 1):
-        pgkd = [r for label in task.labels for r in pgkd_requests(
-            task, feedback, label, round_half_up(per_label), per_call=loop.batch_per_call, rng=rng,
-            shown=loop.examples_shown)] if loop.examples_per_round else []
+        pgkd = (
+            [
+                r
+                for label in task.labels
+                for r in pgkd_requests(
+                    task,
+                    feedback,
+                    label,
+                    round_half_up(per_label),
+                    per_call=loop.batch_per_call,
+                    rng=rng,
+                    shown=loop.examples_shown,
+                )
+            ]
+            if loop.examples_per_round
+            else []
+        )
         active = label_requests(task, texts[:1] * loop.active_per_round, per_call=loop.batch_per_call, round=round)
-        lines += [_guidelines_line(str(round - 1), task, texts),
-                  _line(str(round), pgkd, example_out, loop.examples_per_round),
-                  _line(str(round), active, label_out, loop.active_per_round)]
+        lines += [
+            _guidelines_line(str(round - 1), task, texts),
+            _line(str(round), pgkd, example_out, loop.examples_per_round),
+            _line(str(round), active, label_out, loop.active_per_round),
+        ]
     return lines
 
 
@@ -134,22 +172,27 @@ def _dialogue_lines(spec: DialogueRunSpec) -> list[PlanLine | None]:
         template = get_template(prompt_id)
         fixed = len(template.system) + len(template.user)
         worst = template.output_tokens(8 if prompt_id == "scenario" else 1)
-        return PlanLine(round, prompt_id, calls, calls * _tokens(fixed + prompt_chars), calls * worst // 2,
-                        calls * worst)
+        return PlanLine(
+            round, prompt_id, calls, calls * _tokens(fixed + prompt_chars), calls * worst // 2, calls * worst
+        )
 
     reply_chars = 4 * spec.student.max_tokens
     written = scenarios.source == "teacher"
     lines: list[PlanLine | None] = []
     for round in range(1, spec.loop.max_rounds + 1):
         n = scenarios.learn
-        lines += [line(str(round), "scenario", math.ceil(n / 8) if written else 0, len(policy.flows_text())),
-                  line(str(round), "respond", n, len(rubric) + 200),
-                  line(str(round), "judge", 3 * n, len(rubric) + 200 + reply_chars),
-                  line(str(round), "strategize", n, len(rubric) + 200 + reply_chars)]
+        lines += [
+            line(str(round), "scenario", math.ceil(n / 8) if written else 0, len(policy.flows_text())),
+            line(str(round), "respond", n, len(rubric) + 200),
+            line(str(round), "judge", 3 * n, len(rubric) + 200 + reply_chars),
+            line(str(round), "strategize", n, len(rubric) + 200 + reply_chars),
+        ]
     n = scenarios.heldout
-    lines += [line("held-out", "scenario", math.ceil(n / 8), len(policy.flows_text())),
-              line("held-out", "respond", n, len(rubric) + 200),
-              line("held-out", "judge", 4 * n, len(rubric) + 200 + reply_chars)]
+    lines += [
+        line("held-out", "scenario", math.ceil(n / 8), len(policy.flows_text())),
+        line("held-out", "respond", n, len(rubric) + 200),
+        line("held-out", "judge", 4 * n, len(rubric) + 200 + reply_chars),
+    ]
     return lines
 
 
@@ -166,15 +209,20 @@ def plan_run(spec: RunSpec | DialogueRunSpec) -> dict[str, Any]:
     worst_in = sum(x.tokens_in for x in lines) * CHARS_PER_TOKEN  # the ledger's byte bound on prompts
     warnings = []
     if spec.budget.max_usd is not None and prices.input_per_mtok == prices.output_per_mtok == 0:
-        warnings.append(f"budget.max_usd={format_usd(spec.budget.max_usd)} is set but teacher prices are 0, so "
-                        "the money budget can never stop the run — set teacher.price_input_per_mtok and "
-                        "price_output_per_mtok (USD per 1M tokens, from your provider's price list)")
+        warnings.append(
+            f"budget.max_usd={format_usd(spec.budget.max_usd)} is set but teacher prices are 0, so "
+            "the money budget can never stop the run — set teacher.price_input_per_mtok and "
+            "price_output_per_mtok (USD per 1M tokens, from your provider's price list)"
+        )
     return {
         "lines": [{**asdict(x), "usd": x.cost(prices, factor)} for x in lines],
-        "calls": sum(x.calls for x in lines), "tokens_in": total_in, "tokens_out": total_out,
+        "calls": sum(x.calls for x in lines),
+        "tokens_in": total_in,
+        "tokens_out": total_out,
         "usd": sum(x.cost(prices, factor) for x in lines),
         "worst_usd": prices.cost(worst_in, sum(x.worst_tokens_out for x in lines)),
-        "max_usd": spec.budget.max_usd, "warnings": warnings,
+        "max_usd": spec.budget.max_usd,
+        "warnings": warnings,
     }
 
 
@@ -186,16 +234,35 @@ def render_plan(plan: dict[str, Any]) -> None:
     console = Console()
     table = Table(title="teacher plan (estimates: prompt tokens ≈ characters / 4)")
     for column in ("round", "prompt", "calls", "tokens in", "tokens out", "USD", "worst-case tokens out"):
-        table.add_column(column, justify="left" if column in ("round", "prompt") else "right",
-                         min_width=13 if column == "prompt" else None)
+        table.add_column(
+            column,
+            justify="left" if column in ("round", "prompt") else "right",
+            min_width=13 if column == "prompt" else None,
+        )
     for line in plan["lines"]:
-        table.add_row(line["round"], line["prompt_id"], str(line["calls"]), f"{line['tokens_in']:,}",
-                      f"{line['tokens_out']:,}", format_usd(line["usd"]), f"{line['worst_tokens_out']:,}")
-    table.add_row("total", "", str(plan["calls"]), f"{plan['tokens_in']:,}", f"{plan['tokens_out']:,}",
-                  format_usd(plan["usd"]), "")
+        table.add_row(
+            line["round"],
+            line["prompt_id"],
+            str(line["calls"]),
+            f"{line['tokens_in']:,}",
+            f"{line['tokens_out']:,}",
+            format_usd(line["usd"]),
+            f"{line['worst_tokens_out']:,}",
+        )
+    table.add_row(
+        "total",
+        "",
+        str(plan["calls"]),
+        f"{plan['tokens_in']:,}",
+        f"{plan['tokens_out']:,}",
+        format_usd(plan["usd"]),
+        "",
+    )
     console.print(table)
     budget = f"; budget.max_usd {format_usd(plan['max_usd'])}" if plan["max_usd"] is not None else ""
-    console.print(f"expected {format_usd(plan['usd'])}, at most {format_usd(plan['worst_usd'])} if every reply "
-                  f"used its whole output bound{budget}")
+    console.print(
+        f"expected {format_usd(plan['usd'])}, at most {format_usd(plan['worst_usd'])} if every reply "
+        f"used its whole output bound{budget}"
+    )
     for warning in plan["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)

@@ -116,6 +116,8 @@ def decide(state: PolicyInput) -> Decision:
         f" in round {best})",
     ]
     if state.round_size:  # with no teacher-written examples (active learning only) there is nothing to allocate
-        why.append("most budget to the weakest classes: "
-                   + ", ".join(f"{c} (error {state.per_class_error[c]:.2f}, {quotas[c]} ex.)" for c in worst))
+        why.append(
+            "most budget to the weakest classes: "
+            + ", ".join(f"{c} (error {state.per_class_error[c]:.2f}, {quotas[c]} ex.)" for c in worst)
+        )
     return Decision(stop=False, reasons=why, best_round=best, weights=weights, quotas=quotas)

@@ -24,8 +24,9 @@ SPEC_FILE = "spec.json"
 
 def _git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
@@ -55,8 +56,12 @@ def prepare_run_dir(name: str, run_dir: Path | None, fresh: bool) -> Path:
         run_dir = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     if run_dir.exists() and any(run_dir.iterdir()):
         if not fresh:
-            raise SpecError([f"--run-dir: {run_dir} already holds a run — use `distill resume {run_dir}`, "
-                             "another --run-dir, or --fresh to start over"])
+            raise SpecError(
+                [
+                    f"--run-dir: {run_dir} already holds a run — use `distill resume {run_dir}`, "
+                    "another --run-dir, or --fresh to start over"
+                ]
+            )
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
@@ -77,13 +82,15 @@ def create_run_dir(spec: RunSpec, run_dir: Path | None, *, fresh: bool = False) 
 def load_run_spec(run_dir: Path) -> RunSpec:
     path = run_dir / SPEC_FILE
     if not path.is_file():
-        raise SpecError([f"RUN_DIR: {run_dir} is not a distill run (no {SPEC_FILE}) — pass a folder made by "
-                         "`distill run`"])
+        raise SpecError(
+            [f"RUN_DIR: {run_dir} is not a distill run (no {SPEC_FILE}) — pass a folder made by `distill run`"]
+        )
     return parse_spec(json.loads(path.read_text()), run_dir)
 
 
-def execute(run_dir: Path, *, on_step: StepHook | None = None,
-            embed: Callable[[list[str]], np.ndarray] | None = None) -> LoopResult:
+def execute(
+    run_dir: Path, *, on_step: StepHook | None = None, embed: Callable[[list[str]], np.ndarray] | None = None
+) -> LoopResult:
     """Run or resume the loop in ``run_dir`` (its stored spec decides everything)."""
     spec = load_run_spec(run_dir)
     check_credentials(spec)
@@ -92,8 +99,9 @@ def execute(run_dir: Path, *, on_step: StepHook | None = None,
         store.set_run_status("running")
         embed = embed or memoised_embedder(spec.student.base_model)
         with open_teacher(spec, store, run_dir / "cache.sqlite") as teacher:
-            ctx = RunContext(spec=spec, run_dir=run_dir, store=store, teacher=teacher, embed=embed,
-                             method=spec.loop.method)
+            ctx = RunContext(
+                spec=spec, run_dir=run_dir, store=store, teacher=teacher, embed=embed, method=spec.loop.method
+            )
             return run_loop(ctx, on_step)
     except BaseException:
         store.set_run_status("interrupted")
@@ -102,8 +110,9 @@ def execute(run_dir: Path, *, on_step: StepHook | None = None,
         store.close()
 
 
-def start(spec_path: Path, run_dir: Path | None = None, *, fresh: bool = False,
-          on_step: StepHook | None = None) -> tuple[Path, LoopResult]:
+def start(
+    spec_path: Path, run_dir: Path | None = None, *, fresh: bool = False, on_step: StepHook | None = None
+) -> tuple[Path, LoopResult]:
     spec = load_spec(spec_path)
     check_credentials(spec)
     directory = create_run_dir(spec, run_dir, fresh=fresh)

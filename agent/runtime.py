@@ -25,22 +25,35 @@ T = TypeVar("T")
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
 
-def _teacher_config(spec: RunSpec | DialogueRunSpec, base_url: str, api_key: str, profile: ProviderProfile,
-                    *, simulator: bool) -> TeacherConfig:
+def _teacher_config(
+    spec: RunSpec | DialogueRunSpec, base_url: str, api_key: str, profile: ProviderProfile, *, simulator: bool
+) -> TeacherConfig:
     t = spec.teacher
     return TeacherConfig(
-        base_url=base_url, model=t.model, api_key=api_key, profile=profile, send_brief=simulator,
-        max_concurrency=t.max_concurrency, timeout_s=t.timeout_s, max_attempts=t.max_attempts,
-        max_retry_wait_s=t.max_retry_wait_s, temperature=t.temperature, max_output_tokens=t.max_output_tokens,
+        base_url=base_url,
+        model=t.model,
+        api_key=api_key,
+        profile=profile,
+        send_brief=simulator,
+        max_concurrency=t.max_concurrency,
+        timeout_s=t.timeout_s,
+        max_attempts=t.max_attempts,
+        max_retry_wait_s=t.max_retry_wait_s,
+        temperature=t.temperature,
+        max_output_tokens=t.max_output_tokens,
     )
 
 
 def run_ledger(spec: RunSpec | DialogueRunSpec, store: RunStore) -> Ledger:
     """The run's ledger, starting from what the store says was already spent (a resume continues the count)."""
     spent_usd, spent_tokens = store.spent()
-    return Ledger(Prices(spec.teacher.price_input_per_mtok, spec.teacher.price_output_per_mtok),
-                  max_usd=spec.budget.max_usd, max_tokens=spec.budget.max_teacher_tokens,
-                  spent_usd=spent_usd, spent_tokens=spent_tokens)
+    return Ledger(
+        Prices(spec.teacher.price_input_per_mtok, spec.teacher.price_output_per_mtok),
+        max_usd=spec.budget.max_usd,
+        max_tokens=spec.budget.max_teacher_tokens,
+        spent_usd=spent_usd,
+        spent_tokens=spent_tokens,
+    )
 
 
 @contextmanager
@@ -81,8 +94,9 @@ def _simulator(teacher: SimulatorTeacher) -> Iterator[tuple[str, str]]:
         yield server.base_url, key
 
 
-async def _gather_limited(factories: Sequence[Callable[[], Awaitable[T]]],
-                          on_done: Callable[[], None] | None) -> list[T | BaseException]:
+async def _gather_limited(
+    factories: Sequence[Callable[[], Awaitable[T]]], on_done: Callable[[], None] | None
+) -> list[T | BaseException]:
     async def one(factory: Callable[[], Awaitable[T]]) -> T | BaseException:
         try:
             return await factory()
@@ -95,8 +109,9 @@ async def _gather_limited(factories: Sequence[Callable[[], Awaitable[T]]],
     return await asyncio.gather(*(one(f) for f in factories))
 
 
-def run_requests(teacher: Teacher, requests: list[TeacherRequest], schema: type[ParsedT],
-                 on_done: Callable[[], None] | None = None) -> list[Completion[ParsedT] | BaseException]:
+def run_requests(
+    teacher: Teacher, requests: list[TeacherRequest], schema: type[ParsedT], on_done: Callable[[], None] | None = None
+) -> list[Completion[ParsedT] | BaseException]:
     """Send ``requests`` concurrently (the gateway bounds concurrency); failures come back as values."""
 
     async def main() -> list[Completion[ParsedT] | BaseException]:
@@ -109,9 +124,13 @@ def run_requests(teacher: Teacher, requests: list[TeacherRequest], schema: type[
     return asyncio.run(main())
 
 
-def run_batch_requests(teacher: Teacher, requests: list[TeacherRequest], schema: type[ParsedT],
-                       settings: BatchSettings, on_poll: Callable[[str, int, int], None] | None = None
-                       ) -> list[Completion[ParsedT] | BaseException]:
+def run_batch_requests(
+    teacher: Teacher,
+    requests: list[TeacherRequest],
+    schema: type[ParsedT],
+    settings: BatchSettings,
+    on_poll: Callable[[str, int, int], None] | None = None,
+) -> list[Completion[ParsedT] | BaseException]:
     """Send ``requests`` as one OpenAI Batch API job (see ``generators.batch``); failures come back as values."""
 
     async def main() -> list[Completion[ParsedT] | BaseException]:

@@ -47,7 +47,8 @@ class SimulatorKnobs(_Strict):
     batch_delay_s: float = Field(0.0, ge=0, description="Seconds from a Batch API job's creation to its completion.")
     batch_failure_rate: float = Field(0.0, ge=0, le=1, description="Per line of a batch job: a 500 in the error file.")
     profile: Literal["openai-reasoning", "openai-chat", "anthropic", "vllm", "ollama"] | None = Field(
-        None, description="Reject what this provider rejects, with its status and error body (conformance).")
+        None, description="Reject what this provider rejects, with its status and error body (conformance)."
+    )
 
 
 class ProfileOverrides(_Strict):
@@ -57,13 +58,18 @@ class ProfileOverrides(_Strict):
     sends_temperature: bool | None = Field(None, description="False for models that accept only the default.")
     max_temperature: float | None = Field(None, ge=0, le=2)
     structured_output: Literal["json_schema", "json_object_schema", "json_object", "prompt"] | None = Field(
-        None, description="json_schema: constrained decoding; json_object_schema: llama.cpp's JSON mode with a "
-        "schema; json_object: JSON mode; prompt: JSON asked for in the prompt and validated.")
+        None,
+        description="json_schema: constrained decoding; json_object_schema: llama.cpp's JSON mode with a "
+        "schema; json_object: JSON mode; prompt: JSON asked for in the prompt and validated.",
+    )
     strict_schema: bool | None = None
     reports_usage: bool | None = Field(None, description="False: tokens are estimated from the text.")
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
-    reasoning_allowance: int | None = Field(None, ge=0, description="Completion tokens reserved for hidden "
-                                            "reasoning on top of the answer (reasoning models).")
+    reasoning_allowance: int | None = Field(
+        None,
+        ge=0,
+        description="Completion tokens reserved for hidden reasoning on top of the answer (reasoning models).",
+    )
 
 
 class _TeacherCommon(_Strict):
@@ -75,11 +81,18 @@ class _TeacherCommon(_Strict):
     max_attempts: int = Field(6, ge=1, le=20, description="Attempts per call, first one included.")
     max_retry_wait_s: float = Field(30.0, gt=0, description="Cap on any single wait, Retry-After included.")
     temperature: float = Field(0.9, ge=0, le=2, description="Generation temperature; labeling and judging use 0.")
-    max_output_tokens: int = Field(4096, ge=16, description="Ceiling on any call's output tokens; each call asks "
-                                   "for what its template needs (and the budget affords) below it.")
+    max_output_tokens: int = Field(
+        4096,
+        ge=16,
+        description="Ceiling on any call's output tokens; each call asks "
+        "for what its template needs (and the budget affords) below it.",
+    )
     profile: ProfileOverrides = Field(default_factory=ProfileOverrides)
-    batch: bool = Field(False, description="Seed generation and labeling through the OpenAI Batch API: one "
-                        "uploaded job, answered within 24 h at the batch price.")
+    batch: bool = Field(
+        False,
+        description="Seed generation and labeling through the OpenAI Batch API: one "
+        "uploaded job, answered within 24 h at the batch price.",
+    )
     batch_price_factor: float = Field(0.5, gt=0, le=1, description="Batch price ÷ synchronous price.")
     batch_poll_s: float = Field(30.0, gt=0, description="Seconds between polls of a batch job.")
 
@@ -88,12 +101,16 @@ class RemoteTeacher(_TeacherCommon):
     """A real provider behind an OpenAI-compatible API: OpenAI, Anthropic, vLLM, Ollama, llama.cpp, or another."""
 
     provider: Literal["openai", "anthropic", "vllm", "ollama", "llama_cpp", "generic"]
-    base_url: str | None = Field(None, min_length=1, description="Default: OPENAI_BASE_URL when set, else the "
-                                 "provider's usual URL (generic: required).")
+    base_url: str | None = Field(
+        None,
+        min_length=1,
+        description="Default: OPENAI_BASE_URL when set, else the provider's usual URL (generic: required).",
+    )
     api_key_env: str | None = Field(
-        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="NAME of the environment variable holding the key; the key itself never goes in a spec. "
-                    "Default: OPENAI_API_KEY (openai), ANTHROPIC_API_KEY (anthropic); local servers need none.",
+        "Default: OPENAI_API_KEY (openai), ANTHROPIC_API_KEY (anthropic); local servers need none.",
     )
 
 
@@ -102,20 +119,30 @@ class SimulatorTeacher(_TeacherCommon):
 
     provider: Literal["simulator"]
     model: str = "sim-teacher"
-    pool: Path | None = Field(None, description="JSONL file of human-written {text, label} items backing the "
-                              "simulator started for this run.")
+    pool: Path | None = Field(
+        None, description="JSONL file of human-written {text, label} items backing the simulator started for this run."
+    )
     knobs: SimulatorKnobs = Field(default_factory=SimulatorKnobs)
     policy: Path | None = Field(None, description="Policy file (YAML) for strategy-teaching actions.")
-    base_url: str | None = Field(None, min_length=1, description="URL of a running `distill simulate` to use "
-                                 "instead of starting one (its own --pool and knobs apply).")
-    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                                    description="NAME of the variable holding the running simulator's key.")
+    base_url: str | None = Field(
+        None,
+        min_length=1,
+        description="URL of a running `distill simulate` to use "
+        "instead of starting one (its own --pool and knobs apply).",
+    )
+    api_key_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the variable holding the running simulator's key.",
+    )
 
     @model_validator(mode="after")
     def _pool_or_url(self) -> SimulatorTeacher:
         if (self.pool is None) == (self.base_url is None):
-            raise ValueError("give teacher.pool (start a simulator for this run) or teacher.base_url (use one "
-                             "already serving), not both and not neither")
+            raise ValueError(
+                "give teacher.pool (start a simulator for this run) or teacher.base_url (use one "
+                "already serving), not both and not neither"
+            )
         return self
 
 
@@ -143,8 +170,11 @@ class ClassificationTask(_Strict):
     seed_examples: Path | None = Field(None, description="Optional JSONL of labeled {text, label} examples.")
     validation: Path | None = Field(None, description="JSONL; built from teacher-labeled data when absent.")
     test: Path | None = Field(None, description="JSONL; reported only, never used for a decision.")
-    unlabeled: Path | None = Field(None, description="JSONL of {text} from your users, for active learning: "
-                                   "each round the teacher labels the ones the student is least sure of.")
+    unlabeled: Path | None = Field(
+        None,
+        description="JSONL of {text} from your users, for active learning: "
+        "each round the teacher labels the ones the student is least sure of.",
+    )
 
     @model_validator(mode="after")
     def _unique_labels(self) -> ClassificationTask:
@@ -175,12 +205,15 @@ class StudentSpec(_Strict):
 
 class LoopSpec(_Strict):
     method: Literal["pgkd", "pgkd_nosmooth", "uniform"] = Field(
-        "pgkd", description="pgkd: feedback prompts + DDK-smoothed quotas; pgkd_nosmooth: error-proportional "
-        "quotas; uniform: no feedback, even quotas (a baseline).")
+        "pgkd",
+        description="pgkd: feedback prompts + DDK-smoothed quotas; pgkd_nosmooth: error-proportional "
+        "quotas; uniform: no feedback, even quotas (a baseline).",
+    )
     max_rounds: int = Field(4, ge=0, le=100)
     seed_per_label: int = Field(8, ge=0, description="Teacher-written examples per label in round 0.")
-    examples_per_round: int = Field(200, ge=0, description="Teacher-written examples per round (0: only "
-                                    "active learning adds data).")
+    examples_per_round: int = Field(
+        200, ge=0, description="Teacher-written examples per round (0: only active learning adds data)."
+    )
     patience: int = Field(2, ge=1)
     target_macro_f1: float | None = Field(None, gt=0, le=1)
     smoothing_alpha: float = Field(0.5, ge=0, le=1, description="DDK mix: α·error-weights + (1−α)·uniform.")
@@ -190,10 +223,16 @@ class LoopSpec(_Strict):
     validation_per_label: int = Field(10, ge=2, description="When no validation file: teacher-labeled items.")
     active_per_round: int = Field(0, ge=0, description="Texts of task.unlabeled the teacher labels each round.")
     active_selection: Literal["margin", "random"] = Field(
-        "margin", description="margin: smallest top-1 − top-2 probability first (uncertainty sampling); "
-        "random: a uniform draw (a baseline).")
-    active_candidates: int = Field(5000, ge=1, description="Unlabeled texts scored per round (a seeded sample "
-                                   "of task.unlabeled when it is larger: scoring is CPU inference).")
+        "margin",
+        description="margin: smallest top-1 − top-2 probability first (uncertainty sampling); "
+        "random: a uniform draw (a baseline).",
+    )
+    active_candidates: int = Field(
+        5000,
+        ge=1,
+        description="Unlabeled texts scored per round (a seeded sample "
+        "of task.unlabeled when it is larger: scoring is CPU inference).",
+    )
 
 
 class FilterSpec(_Strict):
@@ -222,7 +261,8 @@ class ScenarioSpec(_Strict):
     """Where learning and held-out scenarios come from."""
 
     source: Literal["teacher", "file"] = Field(
-        "teacher", description="teacher: the teacher writes scenarios; file: real customer messages.")
+        "teacher", description="teacher: the teacher writes scenarios; file: real customer messages."
+    )
     file: Path | None = Field(None, description="JSONL {text, label=intent} of real customer messages.")
     learn: int = Field(24, ge=1, description="Learning scenarios per round.")
     heldout: int = Field(24, ge=1, description="Held-out scenarios for evaluation (never learned on).")
@@ -273,7 +313,7 @@ _FIX_BY_TYPE = {
     "extra_forbidden": "remove it, or check its spelling against the documented keys",
     "missing": "add it",
     "union_tag_invalid": "set teacher.provider to one of openai, anthropic, vllm, ollama, llama_cpp, generic, "
-                         "simulator",
+    "simulator",
     "union_tag_not_found": "add teacher.provider (openai, anthropic, vllm, ollama, llama_cpp, generic or simulator)",
     "literal_error": "use one of the values listed",
 }
@@ -293,11 +333,17 @@ def _format_error(error: Any) -> str:
 
 def _path_fields(spec: RunSpec | DialogueRunSpec) -> list[tuple[str, BaseModel, str]]:
     if isinstance(spec, DialogueRunSpec):
-        fields: list[tuple[str, BaseModel, str]] = [("task.policy", spec.task, "policy"),
-                                                    ("task.scenarios.file", spec.task.scenarios, "file")]
+        fields: list[tuple[str, BaseModel, str]] = [
+            ("task.policy", spec.task, "policy"),
+            ("task.scenarios.file", spec.task.scenarios, "file"),
+        ]
     else:
-        fields = [("task.seed_examples", spec.task, "seed_examples"), ("task.validation", spec.task, "validation"),
-                  ("task.test", spec.task, "test"), ("task.unlabeled", spec.task, "unlabeled")]
+        fields = [
+            ("task.seed_examples", spec.task, "seed_examples"),
+            ("task.validation", spec.task, "validation"),
+            ("task.test", spec.task, "test"),
+            ("task.unlabeled", spec.task, "unlabeled"),
+        ]
     if isinstance(spec.teacher, SimulatorTeacher):
         fields += [("teacher.pool", spec.teacher, "pool"), ("teacher.policy", spec.teacher, "policy")]
     return fields
@@ -324,8 +370,10 @@ _BATCH_PROVIDERS = ("openai", "generic", "simulator")
 def _teacher_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
     teacher = spec.teacher
     if teacher.batch and teacher.provider not in _BATCH_PROVIDERS:
-        return [f"teacher.batch: provider {teacher.provider!r} offers no /v1/batches endpoint (OpenAI's Batch "
-                "API) — set batch: false, or use provider openai or generic for a gateway that has one"]
+        return [
+            f"teacher.batch: provider {teacher.provider!r} offers no /v1/batches endpoint (OpenAI's Batch "
+            "API) — set batch: false, or use provider openai or generic for a gateway that has one"
+        ]
     return []
 
 
@@ -335,11 +383,15 @@ def _loop_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
         return []
     loop, problems = spec.loop, []
     if not loop.examples_per_round and not loop.active_per_round and loop.max_rounds:
-        problems.append("loop.examples_per_round: is 0 and active learning is off, so rounds would add no data — "
-                        "set it > 0, or set loop.active_per_round with task.unlabeled")
+        problems.append(
+            "loop.examples_per_round: is 0 and active learning is off, so rounds would add no data — "
+            "set it > 0, or set loop.active_per_round with task.unlabeled"
+        )
     if loop.active_per_round and spec.task.unlabeled is None:
-        problems.append("loop.active_per_round: needs task.unlabeled — give a JSONL of unlabeled {\"text\"} lines, "
-                        "or set loop.active_per_round: 0")
+        problems.append(
+            'loop.active_per_round: needs task.unlabeled — give a JSONL of unlabeled {"text"} lines, '
+            "or set loop.active_per_round: 0"
+        )
     return problems
 
 

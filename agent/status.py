@@ -18,21 +18,35 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         for row in store.rounds():
             idx = row["idx"]
             scores = {split: store.metric(idx, split, "macro_f1") for split in ("feedback", "heldback", "test")}
-            gap = (None if scores["heldback"] is None or scores["test"] is None
-                   else round(scores["heldback"] - scores["test"], 4))
+            gap = (
+                None
+                if scores["heldback"] is None or scores["test"] is None
+                else round(scores["heldback"] - scores["test"], 4)
+            )
             generated = store.query(
-                "SELECT COUNT(*) n, COALESCE(SUM(kept),0) k FROM examples WHERE split='train' AND round=?", (idx,))[0]
-            rounds.append({
-                "round": idx, "status": row["status"], "decision": row["decision"],
-                "reasons": json.loads(row["reasons_json"] or "[]"),
-                "macro_f1": scores, "heldback_minus_test": gap,
-                "examples_new": generated["n"], "examples_kept": generated["k"],
-                "dropped": store.drop_counts(idx),
-            })
+                "SELECT COUNT(*) n, COALESCE(SUM(kept),0) k FROM examples WHERE split='train' AND round=?", (idx,)
+            )[0]
+            rounds.append(
+                {
+                    "round": idx,
+                    "status": row["status"],
+                    "decision": row["decision"],
+                    "reasons": json.loads(row["reasons_json"] or "[]"),
+                    "macro_f1": scores,
+                    "heldback_minus_test": gap,
+                    "examples_new": generated["n"],
+                    "examples_kept": generated["k"],
+                    "dropped": store.drop_counts(idx),
+                }
+            )
         return {
-            "run_id": info["id"] if info else run_dir.name, "name": info["name"] if info else None,
-            "status": info["status"] if info else None, "stop_reason": info["stop_reason"] if info else None,
-            "rounds": rounds, "teacher": store.call_summary(), "adaptations": store.adaptations(),
+            "run_id": info["id"] if info else run_dir.name,
+            "name": info["name"] if info else None,
+            "status": info["status"] if info else None,
+            "stop_reason": info["stop_reason"] if info else None,
+            "rounds": rounds,
+            "teacher": store.call_summary(),
+            "adaptations": store.adaptations(),
             "plan_vs_actual": _plan_vs_actual(store),
         }
     finally:
@@ -49,11 +63,22 @@ def _plan_vs_actual(store: RunStore) -> list[dict[str, Any]]:
         row["tokens"] += line["tokens_in"] + line["tokens_out"]
         row["usd"] += line["usd"]
     actual = store.calls_by_prompt()
-    return [{"prompt_id": prompt_id, "planned": planned.get(prompt_id),
-             "actual": ({"calls": actual[prompt_id]["calls"], "usd": actual[prompt_id]["usd"],
-                         "tokens": actual[prompt_id]["tokens_in"] + actual[prompt_id]["tokens_out"]}
-                        if prompt_id in actual else None)}
-            for prompt_id in sorted(set(planned) | set(actual))]
+    return [
+        {
+            "prompt_id": prompt_id,
+            "planned": planned.get(prompt_id),
+            "actual": (
+                {
+                    "calls": actual[prompt_id]["calls"],
+                    "usd": actual[prompt_id]["usd"],
+                    "tokens": actual[prompt_id]["tokens_in"] + actual[prompt_id]["tokens_out"],
+                }
+                if prompt_id in actual
+                else None
+            ),
+        }
+        for prompt_id in sorted(set(planned) | set(actual))
+    ]
 
 
 def _fmt(value: float | None) -> str:
@@ -67,18 +92,37 @@ def render_status(data: dict[str, Any]) -> None:
 
     console = Console()
     table = Table(title=f"run {data['run_id']} ({data['status']})")
-    for column in ("round", "new", "kept", "dropped (by filter)", "feedback F1", "held-back F1", "test F1",
-                   "val−test", "decision"):
+    for column in (
+        "round",
+        "new",
+        "kept",
+        "dropped (by filter)",
+        "feedback F1",
+        "held-back F1",
+        "test F1",
+        "val−test",
+        "decision",
+    ):
         table.add_column(column)
     for r in data["rounds"]:
         dropped = ", ".join(f"{name} {n}" for name, n in sorted(r["dropped"].items())) or "–"
-        table.add_row(str(r["round"]), str(r["examples_new"]), str(r["examples_kept"]), dropped,
-                      _fmt(r["macro_f1"]["feedback"]), _fmt(r["macro_f1"]["heldback"]), _fmt(r["macro_f1"]["test"]),
-                      _fmt(r["heldback_minus_test"]), r["decision"] or r["status"])
+        table.add_row(
+            str(r["round"]),
+            str(r["examples_new"]),
+            str(r["examples_kept"]),
+            dropped,
+            _fmt(r["macro_f1"]["feedback"]),
+            _fmt(r["macro_f1"]["heldback"]),
+            _fmt(r["macro_f1"]["test"]),
+            _fmt(r["heldback_minus_test"]),
+            r["decision"] or r["status"],
+        )
     console.print(table)
     t = data["teacher"]
-    console.print(f"teacher: {t['calls']} calls ({t['cache_hits']} cached, {t['retries']} retries, {t['failed']} "
-                  f"failed), {t['tokens_in']}+{t['tokens_out']} tokens, {format_usd(t['cost_usd'])}")
+    console.print(
+        f"teacher: {t['calls']} calls ({t['cache_hits']} cached, {t['retries']} retries, {t['failed']} "
+        f"failed), {t['tokens_in']}+{t['tokens_out']} tokens, {format_usd(t['cost_usd'])}"
+    )
     for adaptation in data["adaptations"]:
         console.print(f"  provider adaptation: {escape(adaptation)}")
     if data["plan_vs_actual"]:
@@ -94,12 +138,14 @@ def _plan_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="teacher: planned (distill plan) vs paid")
-    for column in ("prompt", "calls planned", "calls paid", "tokens planned", "tokens paid", "USD planned",
-                   "USD paid"):
+    for column in ("prompt", "calls planned", "calls paid", "tokens planned", "tokens paid", "USD planned", "USD paid"):
         table.add_column(column, justify="left" if column == "prompt" else "right")
     for row in rows:
         planned, actual = row["planned"] or {}, row["actual"] or {}
-        table.add_row(row["prompt_id"], *(str(x.get("calls", "–")) for x in (planned, actual)),
-                      *(f"{x['tokens']:,}" if x else "–" for x in (planned, actual)),
-                      *(format_usd(x["usd"]) if x else "–" for x in (planned, actual)))
+        table.add_row(
+            row["prompt_id"],
+            *(str(x.get("calls", "–")) for x in (planned, actual)),
+            *(f"{x['tokens']:,}" if x else "–" for x in (planned, actual)),
+            *(format_usd(x["usd"]) if x else "–" for x in (planned, actual)),
+        )
     return table

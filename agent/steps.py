@@ -84,8 +84,9 @@ def read_jsonl(path: Path, labels: set[str], field_name: str) -> list[dict[str, 
     return rows
 
 
-def stratified_split(rows: list[dict[str, str]], fraction: float, rng: random.Random
-                     ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+def stratified_split(
+    rows: list[dict[str, str]], fraction: float, rng: random.Random
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Split per label: ``fraction`` of each label's rows to the first part, at least one to each."""
     by_label: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in rows:
@@ -103,8 +104,9 @@ def stratified_split(rows: list[dict[str, str]], fraction: float, rng: random.Ra
 # -- teacher plumbing ------------------------------------------------------------------------------
 
 
-def _collect(ctx: RunContext, requests: list[TeacherRequest], what: str, schema: type[ReplyT], *,
-             batchable: bool = False) -> list[tuple[TeacherRequest, Completion[ReplyT]]]:
+def _collect(
+    ctx: RunContext, requests: list[TeacherRequest], what: str, schema: type[ReplyT], *, batchable: bool = False
+) -> list[tuple[TeacherRequest, Completion[ReplyT]]]:
     """Send teacher requests with a progress bar; keep successes, report failures, note budget stops.
 
     ``batchable`` requests (seed generation, labeling: nothing waits on them but the next step) go
@@ -115,8 +117,9 @@ def _collect(ctx: RunContext, requests: list[TeacherRequest], what: str, schema:
     settings = batch_settings(ctx.spec) if batchable else None
     if settings is not None:
         with console.progress(f"{what}: batch job", len(requests)) as advance:
-            results = run_batch_requests(ctx.teacher, requests, schema, settings,
-                                         on_poll=lambda status, done, total: advance(done, total))
+            results = run_batch_requests(
+                ctx.teacher, requests, schema, settings, on_poll=lambda status, done, total: advance(done, total)
+            )
     else:
         with console.progress(f"{what}: teacher calls", len(requests)) as advance:
             results = run_requests(ctx.teacher, requests, schema, on_done=advance)
@@ -131,20 +134,31 @@ def _collect(ctx: RunContext, requests: list[TeacherRequest], what: str, schema:
         else:
             done.append((request, result))
     if failures or ctx.budget_hit:
-        console.warn(f"{what}: {len(done)}/{len(requests)} calls succeeded"
-                     + (f"; {ctx.budget_hit}" if ctx.budget_hit else ""))
+        console.warn(
+            f"{what}: {len(done)}/{len(requests)} calls succeeded" + (f"; {ctx.budget_hit}" if ctx.budget_hit else "")
+        )
     if requests and not done and not ctx.budget_hit:
         raise RuntimeError(f"{what}: every teacher call failed; see `distill status` and the journal")
     return done
 
 
-def _rows_from(results: list[tuple[TeacherRequest, Completion[GeneratedExamples]]], round: int,
-               split: str, origin: str) -> list[dict[str, Any]]:
+def _rows_from(
+    results: list[tuple[TeacherRequest, Completion[GeneratedExamples]]], round: int, split: str, origin: str
+) -> list[dict[str, Any]]:
     rows = []
     for request, completion in results:
         for example in completion.parsed.examples:
-            rows.append({"round": round, "split": split, "text": example.text, "label": example.label,
-                         "origin": origin, "teacher_call_id": completion.call_id, "prompt_id": request.prompt_id})
+            rows.append(
+                {
+                    "round": round,
+                    "split": split,
+                    "text": example.text,
+                    "label": example.label,
+                    "origin": origin,
+                    "teacher_call_id": completion.call_id,
+                    "prompt_id": request.prompt_id,
+                }
+            )
     return rows
 
 
@@ -167,9 +181,11 @@ def prepare_evaluation_sets(ctx: RunContext) -> None:
         origin = "generated"
     feedback, heldback = stratified_split(validation, ctx.spec.loop.feedback_fraction, rng)
     test = read_jsonl(task.test, labels, "task.test") if task.test else []
-    rows = ([{**r, "round": 0, "split": "feedback", "origin": origin, "kept": True} for r in feedback]
-            + [{**r, "round": 0, "split": "heldback", "origin": origin, "kept": True} for r in heldback]
-            + [{**r, "round": 0, "split": "test", "origin": "real", "kept": True} for r in test])
+    rows = (
+        [{**r, "round": 0, "split": "feedback", "origin": origin, "kept": True} for r in feedback]
+        + [{**r, "round": 0, "split": "heldback", "origin": origin, "kept": True} for r in heldback]
+        + [{**r, "round": 0, "split": "test", "origin": "real", "kept": True} for r in test]
+    )
     ctx.store.add_examples(rows, mark_round=(0, "generating"))
 
 
@@ -181,12 +197,25 @@ def _teacher_validation(ctx: RunContext) -> list[dict[str, str]]:
     )
     per_label = ctx.spec.loop.validation_per_label
     rng = ctx.rng(0, "validation-gen")
-    requests = [r for label in ctx.labels
-                for r in seed_requests(ctx.task, label, per_label, per_call=ctx.spec.loop.batch_per_call,
-                                       rng=rng, examples=[], purpose="validation")]
+    requests = [
+        r
+        for label in ctx.labels
+        for r in seed_requests(
+            ctx.task,
+            label,
+            per_label,
+            per_call=ctx.spec.loop.batch_per_call,
+            rng=rng,
+            examples=[],
+            purpose="validation",
+        )
+    ]
     results = _collect(ctx, requests, "validation set", GeneratedExamples, batchable=True)
-    return [{"text": r["text"], "label": r["label"]} for r in _rows_from(results, 0, "feedback", "generated")
-            if r["label"] in set(ctx.labels)]
+    return [
+        {"text": r["text"], "label": r["label"]}
+        for r in _rows_from(results, 0, "feedback", "generated")
+        if r["label"] in set(ctx.labels)
+    ]
 
 
 def generate_seed(ctx: RunContext) -> None:
@@ -194,8 +223,9 @@ def generate_seed(ctx: RunContext) -> None:
     if ctx.store.round_status(0) not in (None, "generating"):
         return
     labels = set(ctx.labels)
-    user_seeds = (read_jsonl(ctx.spec.task.seed_examples, labels, "task.seed_examples")
-                  if ctx.spec.task.seed_examples else [])
+    user_seeds = (
+        read_jsonl(ctx.spec.task.seed_examples, labels, "task.seed_examples") if ctx.spec.task.seed_examples else []
+    )
     rows = [{**r, "round": 0, "split": "train", "origin": "real"} for r in user_seeds]
     per_label = ctx.spec.loop.seed_per_label
     if per_label:
@@ -203,8 +233,9 @@ def generate_seed(ctx: RunContext) -> None:
         requests = []
         for label in ctx.labels:
             shown = [r["text"] for r in user_seeds if r["label"] == label]
-            requests += seed_requests(ctx.task, label, per_label, per_call=ctx.spec.loop.batch_per_call, rng=rng,
-                                      examples=shown)
+            requests += seed_requests(
+                ctx.task, label, per_label, per_call=ctx.spec.loop.batch_per_call, rng=rng, examples=shown
+            )
         results = _collect(ctx, requests, "round 0 seed generation", GeneratedExamples, batchable=True)
         rows += _rows_from(results, 0, "train", "generated")
     if not rows:
@@ -223,16 +254,21 @@ def load_feedback(ctx: RunContext, round: int) -> Feedback:
     items = evaluation["items"]
     for label in ctx.labels:
         mine = [i for i in items if i["gold"] == label]
-        hard = sorted((i for i in items if i["predicted"] == label and i["gold"] != label),
-                      key=lambda i: -i["confidence"])
+        hard = sorted(
+            (i for i in items if i["predicted"] == label and i["gold"] != label), key=lambda i: -i["confidence"]
+        )
         per_label[label] = LabelFeedback(
             f1=evaluation["per_class"].get(label, {}).get("f1", 0.0),
             correct=[i["text"] for i in mine if i["correct"]],
             misclassified=[(i["text"], i["predicted"]) for i in mine if not i["correct"]],
             hard_negatives=[(i["text"], i["gold"], i["confidence"]) for i in hard[:shown]],
         )
-    return Feedback(round=round, report=evaluation["per_class"],
-                    confusions=[tuple(c) for c in evaluation["confusions"]], per_label=per_label)
+    return Feedback(
+        round=round,
+        report=evaluation["per_class"],
+        confusions=[tuple(c) for c in evaluation["confusions"]],
+        per_label=per_label,
+    )
 
 
 def generate_round(ctx: RunContext, round: int, quotas: dict[str, int]) -> None:
@@ -249,14 +285,29 @@ def generate_round(ctx: RunContext, round: int, quotas: dict[str, int]) -> None:
         train = ctx.store.examples("train", kept=True)
         for label in ctx.labels:
             texts = [e.text for e in train if e.label == label]
-            requests += seed_requests(ctx.task, label, quotas[label], per_call=loop.batch_per_call, rng=rng,
-                                      examples=texts, round=round, purpose="uniform")
+            requests += seed_requests(
+                ctx.task,
+                label,
+                quotas[label],
+                per_call=loop.batch_per_call,
+                rng=rng,
+                examples=texts,
+                round=round,
+                purpose="uniform",
+            )
     else:
         feedback = load_feedback(ctx, round)
         feedback = replace(feedback, guidelines=pair_guidelines(ctx, round, feedback))
         for label in ctx.labels:
-            requests += pgkd_requests(ctx.task, feedback, label, quotas[label], per_call=loop.batch_per_call,
-                                      rng=rng, shown=loop.examples_shown)
+            requests += pgkd_requests(
+                ctx.task,
+                feedback,
+                label,
+                quotas[label],
+                per_call=loop.batch_per_call,
+                rng=rng,
+                shown=loop.examples_shown,
+            )
     results = _collect(ctx, requests, f"round {round} generation", GeneratedExamples)
     rows = _rows_from(results, round, "train", "generated") + active_learning_rows(ctx, round)
     ctx.store.add_examples(rows, mark_round=(round, "generated"))
@@ -280,24 +331,38 @@ def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
     else:
         from trainers.encoder import EncoderClassifier
 
-        console.info(f"round {round} active learning: scoring {len(pool)} unlabeled texts with the round "
-                     f"{round - 1} student")
-        chosen = [pool[i] for i in select_by_margin(
-            EncoderClassifier.load(ctx.model_dir(round - 1)).predict_proba(pool), k)]
-    chunks = [chosen[i:i + loop.batch_per_call] for i in range(0, len(chosen), loop.batch_per_call)]
+        console.info(
+            f"round {round} active learning: scoring {len(pool)} unlabeled texts with the round {round - 1} student"
+        )
+        chosen = [
+            pool[i] for i in select_by_margin(EncoderClassifier.load(ctx.model_dir(round - 1)).predict_proba(pool), k)
+        ]
+    chunks = [chosen[i : i + loop.batch_per_call] for i in range(0, len(chosen), loop.batch_per_call)]
     requests = label_requests(ctx.task, chosen, per_call=loop.batch_per_call, round=round)
     texts_of = {id(request): chunk for request, chunk in zip(requests, chunks, strict=True)}
     rows: list[dict[str, Any]] = []
-    for request, completion in _collect(ctx, requests, f"round {round} active learning", AssignedLabels,
-                                        batchable=True):
+    for request, completion in _collect(
+        ctx, requests, f"round {round} active learning", AssignedLabels, batchable=True
+    ):
         chunk = texts_of[id(request)]
         answered = {a.index: a.label for a in completion.parsed.labels if 0 <= a.index < len(chunk)}
         if len(answered) < len(chunk):
-            console.warn(f"round {round} active learning: the teacher labeled {len(answered)} of {len(chunk)} texts "
-                         "in one call; the rest stay unlabeled")
-        rows += [{"round": round, "split": "train", "text": chunk[i], "label": label, "origin": "active",
-                  "teacher_call_id": completion.call_id, "prompt_id": request.prompt_id}
-                 for i, label in sorted(answered.items())]
+            console.warn(
+                f"round {round} active learning: the teacher labeled {len(answered)} of {len(chunk)} texts "
+                "in one call; the rest stay unlabeled"
+            )
+        rows += [
+            {
+                "round": round,
+                "split": "train",
+                "text": chunk[i],
+                "label": label,
+                "origin": "active",
+                "teacher_call_id": completion.call_id,
+                "prompt_id": request.prompt_id,
+            }
+            for i, label in sorted(answered.items())
+        ]
     return rows
 
 
@@ -338,8 +403,9 @@ def _worst_pairs(confusions: list[tuple[str, str, int]], k: int) -> list[tuple[s
     return sorted(counts, key=lambda pair: (-counts[pair], pair))[:k]
 
 
-def _request_guidelines(ctx: RunContext, library: StrategyLibrary, round: int, feedback: Feedback,
-                        pairs: list[tuple[str, str]]) -> None:
+def _request_guidelines(
+    ctx: RunContext, library: StrategyLibrary, round: int, feedback: Feedback, pairs: list[tuple[str, str]]
+) -> None:
     template = get_template("guidelines")
     lines = []
     for a, b in pairs:
@@ -347,11 +413,13 @@ def _request_guidelines(ctx: RunContext, library: StrategyLibrary, round: int, f
             info = feedback.per_label[label]
             shown = info.correct[:2] + [t for t, _ in info.misclassified[:2]]
             lines.append(f"- {label}: " + " | ".join(shown) if shown else f"- {label}: (no examples)")
-    variables = {"task_description": ctx.task.description, "taxonomy": ctx.task.taxonomy(),
-                 "pairs": "\n".join(f"{a} vs {b}" for a, b in pairs) + "\nExamples:\n" + "\n".join(lines)}
+    variables = {
+        "task_description": ctx.task.description,
+        "taxonomy": ctx.task.taxonomy(),
+        "pairs": "\n".join(f"{a} vs {b}" for a, b in pairs) + "\nExamples:\n" + "\n".join(lines),
+    }
     brief = {"action": "guidelines", "pairs": [list(p) for p in pairs], "descriptions": ctx.task.labels}
-    request = template.request(variables, brief, items=len(pairs), round=round, temperature=0.0,
-                               labels=ctx.labels)
+    request = template.request(variables, brief, items=len(pairs), round=round, temperature=0.0, labels=ctx.labels)
     [result] = run_requests(ctx.teacher, [request], Guidelines)
     if isinstance(result, BaseException):
         console.warn(f"round {round}: no labeling guidelines this round ({result})")
@@ -359,8 +427,13 @@ def _request_guidelines(ctx: RunContext, library: StrategyLibrary, round: int, f
     for guideline in result.parsed.guidelines:
         pair = (guideline.labels[0], guideline.labels[1])
         if set(pair) <= set(ctx.labels):
-            library.propose(_pair_scope(pair), guideline.text, round=round, teacher_call_id=result.call_id,
-                            provenance={"pair": sorted(pair), "round": round, "teacher_call_id": result.call_id})
+            library.propose(
+                _pair_scope(pair),
+                guideline.text,
+                round=round,
+                teacher_call_id=result.call_id,
+                provenance={"pair": sorted(pair), "round": round, "teacher_call_id": result.call_id},
+            )
 
 
 # -- filter, train, evaluate -----------------------------------------------------------------------
@@ -374,12 +447,19 @@ def filter_round(ctx: RunContext, round: int) -> dict[str, int]:
     kept_train = [e.text for e in ctx.store.examples("train", kept=True)]
     protected = [e.text for split in (*VALIDATION_SPLITS, "test") for e in ctx.store.examples(split)]
     f = ctx.spec.filters
-    config = FilterConfig(frozenset(ctx.labels), f.min_chars, f.max_chars, f.near_duplicate_threshold,
-                          f.leakage_threshold)
-    verdicts = filter_batch([Candidate(e.id, e.text, e.label) for e in fresh], train_texts=kept_train,
-                            protected_texts=protected, config=config, embed=ctx.embed)
-    ctx.store.record_filter_decisions([(v.example_id, v.filter, v.kept, v.reason, v.score) for v in verdicts],
-                                      mark_round=(round, "filtered"))
+    config = FilterConfig(
+        frozenset(ctx.labels), f.min_chars, f.max_chars, f.near_duplicate_threshold, f.leakage_threshold
+    )
+    verdicts = filter_batch(
+        [Candidate(e.id, e.text, e.label) for e in fresh],
+        train_texts=kept_train,
+        protected_texts=protected,
+        config=config,
+        embed=ctx.embed,
+    )
+    ctx.store.record_filter_decisions(
+        [(v.example_id, v.filter, v.kept, v.reason, v.score) for v in verdicts], mark_round=(round, "filtered")
+    )
     return ctx.store.drop_counts(round)
 
 
@@ -391,8 +471,17 @@ def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
     if ctx.store.round_status(round) != "filtered" and (out / "labels.json").is_file():
         return json.loads((out / "train_stats.json").read_text())
     s = ctx.spec.student
-    config = EncoderConfig(base_model=s.base_model, max_length=s.max_length, epochs=s.epochs, min_steps=s.min_steps,
-                           lr=s.lr, head_lr=s.head_lr, batch_size=s.batch_size, seed=s.seed, warm_start=s.warm_start)
+    config = EncoderConfig(
+        base_model=s.base_model,
+        max_length=s.max_length,
+        epochs=s.epochs,
+        min_steps=s.min_steps,
+        lr=s.lr,
+        head_lr=s.head_lr,
+        batch_size=s.batch_size,
+        seed=s.seed,
+        warm_start=s.warm_start,
+    )
     previous = ctx.model_dir(round - 1)
     if s.warm_start and round > 0 and (previous / "labels.json").is_file():
         student = EncoderClassifier.load(previous)
@@ -400,8 +489,9 @@ def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
         student = EncoderClassifier.create(ctx.labels, config)
     train = ctx.store.examples("train", kept=True)
     with console.progress(f"round {round} training on {len(train)} examples", None) as advance_to:
-        stats = student.train([e.text for e in train], [e.label for e in train],
-                              progress=lambda done, total: advance_to(done, total))
+        stats = student.train(
+            [e.text for e in train], [e.label for e in train], progress=lambda done, total: advance_to(done, total)
+        )
     if out.exists():
         shutil.rmtree(out)
     student.save(out, card={"round": round, "train_examples": len(train)})
@@ -428,7 +518,10 @@ def evaluate_round(ctx: RunContext, round: int) -> dict[str, dict[str, float]]:
         data = evaluation.to_dict()
         (out / f"eval_{split}.json").write_text(json.dumps(data, indent=1))
         metrics: list[tuple[str, str | None, float]] = [
-            ("accuracy", None, data["accuracy"]), ("macro_f1", None, data["macro_f1"]), ("ece", None, data["ece"])]
+            ("accuracy", None, data["accuracy"]),
+            ("macro_f1", None, data["macro_f1"]),
+            ("ece", None, data["ece"]),
+        ]
         for label, m in data["per_class"].items():
             metrics += [(k, label, float(m[k])) for k in ("precision", "recall", "f1")]
         ctx.store.record_metrics(round, split, metrics)
@@ -452,8 +545,10 @@ def _budget_stop(ctx: RunContext, round: int) -> str | None:
     spent_usd, spent_tokens = ctx.store.spent()
     paid_calls = max(1, sum(int(c["calls"]) for c in ctx.store.calls_by_prompt().values()))
     if budget.max_usd is not None and budget.max_usd - spent_usd < spent_usd / paid_calls:
-        return (f"budget: {format_usd(budget.max_usd - spent_usd)} left of max_usd={format_usd(budget.max_usd)}, "
-                f"less than one teacher call (~{format_usd(spent_usd / paid_calls)})")
+        return (
+            f"budget: {format_usd(budget.max_usd - spent_usd)} left of max_usd={format_usd(budget.max_usd)}, "
+            f"less than one teacher call (~{format_usd(spent_usd / paid_calls)})"
+        )
     tokens_cap = budget.max_teacher_tokens
     if tokens_cap is not None and tokens_cap - spent_tokens < spent_tokens / paid_calls:
         return f"budget: {tokens_cap - spent_tokens} tokens left of max_teacher_tokens={tokens_cap}, less than one call"
@@ -481,12 +576,17 @@ def decide_round(ctx: RunContext, round: int) -> Decision:
     heldback = [ctx.store.metric(i, "heldback", "macro_f1") or 0.0 for i in range(round + 1)]
     uniform = ctx.method == "uniform"
     state = PolicyInput(
-        round=round, max_rounds=ctx.spec.effective_max_rounds, heldback_macro_f1=heldback,
+        round=round,
+        max_rounds=ctx.spec.effective_max_rounds,
+        heldback_macro_f1=heldback,
         patience=ctx.spec.loop.patience,
         per_class_error={label: 0.5 for label in ctx.labels} if uniform else errors,
-        round_size=ctx.spec.loop.examples_per_round, target_macro_f1=ctx.spec.loop.target_macro_f1,
-        alpha=ctx.spec.loop.smoothing_alpha, previous_weights=previous_weights,
-        budget_stop=_budget_stop(ctx, round), smoothing=ctx.method != "pgkd_nosmooth",
+        round_size=ctx.spec.loop.examples_per_round,
+        target_macro_f1=ctx.spec.loop.target_macro_f1,
+        alpha=ctx.spec.loop.smoothing_alpha,
+        previous_weights=previous_weights,
+        budget_stop=_budget_stop(ctx, round),
+        smoothing=ctx.method != "pgkd_nosmooth",
     )
     decision = decide(state)
     ctx.store.finish_round(round, decision.label, decision.reasons, decision.quotas, str(ctx.model_dir(round)))
@@ -506,21 +606,29 @@ def export_best(ctx: RunContext, best: int) -> Path:
 
 
 def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
-    counts = ctx.store.query(
-        "SELECT origin, COUNT(*) n FROM examples WHERE split='train' AND kept=1 GROUP BY origin")
-    metrics = {split: {m: ctx.store.metric(best, split, m) for m in ("accuracy", "macro_f1", "ece")}
-               for split in (*VALIDATION_SPLITS, "test")}
+    counts = ctx.store.query("SELECT origin, COUNT(*) n FROM examples WHERE split='train' AND kept=1 GROUP BY origin")
+    metrics = {
+        split: {m: ctx.store.metric(best, split, m) for m in ("accuracy", "macro_f1", "ece")}
+        for split in (*VALIDATION_SPLITS, "test")
+    }
     t = ctx.spec.teacher
     return {
-        "task": ctx.spec.name, "best_round": best, "labels": ctx.labels, "metrics": metrics,
+        "task": ctx.spec.name,
+        "best_round": best,
+        "labels": ctx.labels,
+        "metrics": metrics,
         "training_examples_by_origin": {r["origin"]: r["n"] for r in counts},
         "dropped_by_filter": ctx.store.drop_counts(),
         "teacher": {"provider": t.provider, "model": t.model},
-        "teacher_usage": ctx.store.call_summary(), "method": ctx.method, "notes": run_notes(ctx.store),
+        "teacher_usage": ctx.store.call_summary(),
+        "method": ctx.method,
+        "notes": run_notes(ctx.store),
         "test_note": "test metrics are reported only; decisions used the held-back validation split",
-        "labeling_guidelines": [{"id": g.id, "labels": g.scope.removeprefix("pair:").split("|"), "text": g.text,
-                                 "status": g.status} for g in StrategyLibrary(ctx.store).current()
-                                if g.scope.startswith("pair:")],
+        "labeling_guidelines": [
+            {"id": g.id, "labels": g.scope.removeprefix("pair:").split("|"), "text": g.text, "status": g.status}
+            for g in StrategyLibrary(ctx.store).current()
+            if g.scope.startswith("pair:")
+        ],
     }
 
 
@@ -529,8 +637,10 @@ def run_notes(store: RunStore) -> list[str]:
     notes = []
     origins = {r[0] for r in store.query("SELECT DISTINCT origin FROM examples WHERE split='heldback'")}
     if "generated" in origins:
-        notes.append("validation set built from teacher-labeled data (no task.validation given): its scores "
-                     "measure agreement with the teacher, not with real users' data")
+        notes.append(
+            "validation set built from teacher-labeled data (no task.validation given): its scores "
+            "measure agreement with the teacher, not with real users' data"
+        )
     if not store.examples("test"):
         notes.append("no test set given: no unbiased estimate of quality is reported")
     return notes

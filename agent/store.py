@@ -154,8 +154,9 @@ class RunStore:
 
     # -- runs -----------------------------------------------------------------------------------
 
-    def create_run(self, run_id: str, name: str, spec: dict[str, Any], versions: dict[str, str],
-                   git_sha: str | None) -> None:
+    def create_run(
+        self, run_id: str, name: str, spec: dict[str, Any], versions: dict[str, str], git_sha: str | None
+    ) -> None:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO runs(id, name, spec_json, versions_json, git_sha, created_at) VALUES (?,?,?,?,?,?)",
@@ -178,9 +179,24 @@ class RunStore:
                 "INSERT INTO teacher_calls(round, prompt_id, prompt_version, request_hash, sample_index, model,"
                 " tokens_in, tokens_out, cost_usd, latency_s, attempts, cache_hit, status, error, adaptation,"
                 " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (call.round, call.prompt_id, call.prompt_version, call.request_hash, call.sample_index,
-                 call.model, call.tokens_in, call.tokens_out, call.cost_usd, call.latency_s, call.attempts,
-                 int(call.cache_hit), call.status, call.error, call.adaptation, time.time()),
+                (
+                    call.round,
+                    call.prompt_id,
+                    call.prompt_version,
+                    call.request_hash,
+                    call.sample_index,
+                    call.model,
+                    call.tokens_in,
+                    call.tokens_out,
+                    call.cost_usd,
+                    call.latency_s,
+                    call.attempts,
+                    int(call.cache_hit),
+                    call.status,
+                    call.error,
+                    call.adaptation,
+                    time.time(),
+                ),
             )
             return int(cursor.lastrowid or 0)
 
@@ -198,8 +214,15 @@ class RunStore:
             " COALESCE(SUM(tokens_out),0) tout, COALESCE(SUM(cost_usd),0) usd,"
             " COALESCE(SUM(attempts - 1),0) retries, COALESCE(SUM(status != 'ok'),0) failed FROM teacher_calls"
         )[0]
-        return {"calls": row["n"], "cache_hits": row["hits"], "tokens_in": row["tin"], "tokens_out": row["tout"],
-                "cost_usd": round(row["usd"], 6), "retries": row["retries"], "failed": row["failed"]}
+        return {
+            "calls": row["n"],
+            "cache_hits": row["hits"],
+            "tokens_in": row["tin"],
+            "tokens_out": row["tout"],
+            "cost_usd": round(row["usd"], 6),
+            "retries": row["retries"],
+            "failed": row["failed"],
+        }
 
     def adaptations(self) -> list[str]:
         """Each distinct way a request was changed to be accepted by the provider, in order of first use."""
@@ -208,18 +231,24 @@ class RunStore:
 
     def calls_by_prompt(self) -> dict[str, dict[str, float]]:
         """Paid calls, tokens and USD per prompt template (cache hits excluded): the actuals beside the plan."""
-        rows = self.query("SELECT prompt_id, COUNT(*) n, SUM(tokens_in) tin, SUM(tokens_out) tout, SUM(cost_usd) usd"
-                          " FROM teacher_calls WHERE cache_hit=0 GROUP BY prompt_id ORDER BY prompt_id")
-        return {r["prompt_id"]: {"calls": r["n"], "tokens_in": r["tin"], "tokens_out": r["tout"], "usd": r["usd"]}
-                for r in rows}
+        rows = self.query(
+            "SELECT prompt_id, COUNT(*) n, SUM(tokens_in) tin, SUM(tokens_out) tout, SUM(cost_usd) usd"
+            " FROM teacher_calls WHERE cache_hit=0 GROUP BY prompt_id ORDER BY prompt_id"
+        )
+        return {
+            r["prompt_id"]: {"calls": r["n"], "tokens_in": r["tin"], "tokens_out": r["tout"], "usd": r["usd"]}
+            for r in rows
+        }
 
     # -- the cost plan --------------------------------------------------------------------------
 
     def save_plan(self, plan: dict[str, Any]) -> None:
         """Keep the first plan of a run (a resume does not replace what was planned at the start)."""
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO plans(id, plan_json, created_at) VALUES (1, ?, ?)",
-                       (json.dumps(plan), time.time()))
+            db.execute(
+                "INSERT OR IGNORE INTO plans(id, plan_json, created_at) VALUES (1, ?, ?)",
+                (json.dumps(plan), time.time()),
+            )
 
     def plan(self) -> dict[str, Any] | None:
         rows = self.query("SELECT plan_json FROM plans WHERE id=1")
@@ -243,8 +272,7 @@ class RunStore:
             (idx, status, time.time()),
         )
 
-    def finish_round(self, idx: int, decision: str, reasons: list[str], quotas: dict[str, int],
-                     model_dir: str) -> None:
+    def finish_round(self, idx: int, decision: str, reasons: list[str], quotas: dict[str, int], model_dir: str) -> None:
         with self.transaction() as db:
             db.execute(
                 "UPDATE rounds SET status='decided', finished_at=?, decision=?, reasons_json=?, quotas_json=?,"
@@ -271,9 +299,18 @@ class RunStore:
                 cursor = db.execute(
                     "INSERT INTO examples(round, split, text, label, origin, teacher_call_id, prompt_id,"
                     " strategy_id, content_hash, kept) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (row["round"], row["split"], row["text"], row["label"], row["origin"],
-                     row.get("teacher_call_id"), row.get("prompt_id"), row.get("strategy_id"),
-                     content_hash(row["text"]), row.get("kept")),
+                    (
+                        row["round"],
+                        row["split"],
+                        row["text"],
+                        row["label"],
+                        row["origin"],
+                        row.get("teacher_call_id"),
+                        row.get("prompt_id"),
+                        row.get("strategy_id"),
+                        content_hash(row["text"]),
+                        row.get("kept"),
+                    ),
                 )
                 ids.append(int(cursor.lastrowid or 0))
         return ids
@@ -288,13 +325,21 @@ class RunStore:
             sql += " AND kept=?"
             params.append(int(kept))
         return [
-            ExampleRow(r["id"], r["round"], r["split"], r["text"], r["label"], r["origin"],
-                       None if r["kept"] is None else bool(r["kept"]))
+            ExampleRow(
+                r["id"],
+                r["round"],
+                r["split"],
+                r["text"],
+                r["label"],
+                r["origin"],
+                None if r["kept"] is None else bool(r["kept"]),
+            )
             for r in self.query(sql + " ORDER BY id", params)
         ]
 
-    def record_filter_decisions(self, decisions: list[tuple[int, str, bool, str, float | None]], *,
-                                mark_round: tuple[int, str] | None = None) -> None:
+    def record_filter_decisions(
+        self, decisions: list[tuple[int, str, bool, str, float | None]], *, mark_round: tuple[int, str] | None = None
+    ) -> None:
         """Store (example_id, filter, kept, reason, score) rows and set each example's ``kept`` flag."""
         with self.transaction() as db:
             if mark_round is not None:
@@ -309,8 +354,7 @@ class RunStore:
             db.executemany("UPDATE examples SET kept=? WHERE id=?", [(int(k), e) for e, k in verdicts.items()])
 
     def drop_counts(self, round: int | None = None) -> dict[str, int]:
-        sql = ("SELECT f.filter, COUNT(*) n FROM filter_decisions f JOIN examples e ON e.id=f.example_id"
-               " WHERE f.kept=0")
+        sql = "SELECT f.filter, COUNT(*) n FROM filter_decisions f JOIN examples e ON e.id=f.example_id WHERE f.kept=0"
         params: list[Any] = []
         if round is not None:
             sql += " AND e.round=?"

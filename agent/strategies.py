@@ -54,8 +54,17 @@ class Strategy:
 
 
 def _row_to_strategy(row: Any) -> Strategy:
-    return Strategy(row["id"], row["version"], row["scope"], row["criterion"], row["text"], row["status"],
-                    row["round"], json.loads(row["provenance_json"]), json.loads(row["evidence_json"]))
+    return Strategy(
+        row["id"],
+        row["version"],
+        row["scope"],
+        row["criterion"],
+        row["text"],
+        row["status"],
+        row["round"],
+        json.loads(row["provenance_json"]),
+        json.loads(row["evidence_json"]),
+    )
 
 
 class StrategyLibrary:
@@ -73,14 +82,17 @@ class StrategyLibrary:
         return _row_to_strategy(rows[0])
 
     def history(self, strategy_id: str) -> list[Strategy]:
-        return [_row_to_strategy(r) for r in
-                self.store.query("SELECT * FROM strategies WHERE id=? ORDER BY version", (strategy_id,))]
+        return [
+            _row_to_strategy(r)
+            for r in self.store.query("SELECT * FROM strategies WHERE id=? ORDER BY version", (strategy_id,))
+        ]
 
     def current(self, statuses: Iterable[str] | None = None) -> list[Strategy]:
         """The latest version of every strategy, optionally filtered by status."""
         rows = self.store.query(
             "SELECT s.* FROM strategies s JOIN (SELECT id, MAX(version) v FROM strategies GROUP BY id) m"
-            " ON s.id=m.id AND s.version=m.v ORDER BY s.created_at, s.id")
+            " ON s.id=m.id AND s.version=m.v ORDER BY s.created_at, s.id"
+        )
         wanted = set(statuses) if statuses is not None else None
         return [s for s in map(_row_to_strategy, rows) if wanted is None or s.status in wanted]
 
@@ -113,17 +125,27 @@ class StrategyLibrary:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def propose(self, scope: str, text: str, *, criterion: str | None = None, round: int | None = None,
-                teacher_call_id: int | None = None, provenance: dict[str, Any] | None = None,
-                evidence: dict[str, Any] | None = None, status: str = "proposed") -> Strategy:
+    def propose(
+        self,
+        scope: str,
+        text: str,
+        *,
+        criterion: str | None = None,
+        round: int | None = None,
+        teacher_call_id: int | None = None,
+        provenance: dict[str, Any] | None = None,
+        evidence: dict[str, Any] | None = None,
+        status: str = "proposed",
+    ) -> Strategy:
         """Add a new strategy (version 1)."""
         text = " ".join(text.split())
         if not text:
             raise AuditError("a strategy needs non-empty text")
         if status not in STATUSES:
             raise AuditError(f"unknown status {status!r}; one of {STATUSES}")
-        strategy = Strategy(f"s-{uuid.uuid4().hex[:8]}", 1, scope, criterion, text, status, round,
-                            provenance or {}, evidence or {})
+        strategy = Strategy(
+            f"s-{uuid.uuid4().hex[:8]}", 1, scope, criterion, text, status, round, provenance or {}, evidence or {}
+        )
         self._write(strategy, action="propose", from_status=None, note=None, teacher_call_id=teacher_call_id)
         return strategy
 
@@ -135,11 +157,13 @@ class StrategyLibrary:
         target = TRANSITIONS[action].get(current.status)
         if target is None:
             allowed = ", ".join(sorted(TRANSITIONS[action]))
-            raise AuditError(f"cannot {action} {strategy_id}: it is {current.status}; {action} applies to "
-                             f"{allowed} strategies")
+            raise AuditError(
+                f"cannot {action} {strategy_id}: it is {current.status}; {action} applies to {allowed} strategies"
+            )
         with self.store.transaction() as db:
-            db.execute("UPDATE strategies SET status=? WHERE id=? AND version=?",
-                       (target, strategy_id, current.version))
+            db.execute(
+                "UPDATE strategies SET status=? WHERE id=? AND version=?", (target, strategy_id, current.version)
+            )
             self._event(db, strategy_id, current.version, action, current.status, target, current.text, note)
         return self.get(strategy_id)
 
@@ -151,8 +175,17 @@ class StrategyLibrary:
         text = " ".join(text.split())
         if not text:
             raise AuditError("--text must not be empty")
-        new = Strategy(current.id, current.version + 1, current.scope, current.criterion, text, current.status,
-                       current.round, current.provenance, {**current.evidence, "edited_from_version": current.version})
+        new = Strategy(
+            current.id,
+            current.version + 1,
+            current.scope,
+            current.criterion,
+            text,
+            current.status,
+            current.round,
+            current.provenance,
+            {**current.evidence, "edited_from_version": current.version},
+        )
         self._write(new, action="edit", from_status=current.status, note=note, teacher_call_id=None)
         return new
 
@@ -160,30 +193,55 @@ class StrategyLibrary:
         current = self.get(strategy_id)
         merged = json.dumps({**current.evidence, **evidence})
         with self.store.transaction() as db:
-            db.execute("UPDATE strategies SET evidence_json=? WHERE id=? AND version=?",
-                       (merged, strategy_id, current.version))
+            db.execute(
+                "UPDATE strategies SET evidence_json=? WHERE id=? AND version=?", (merged, strategy_id, current.version)
+            )
 
-    def _write(self, s: Strategy, *, action: str, from_status: str | None, note: str | None,
-               teacher_call_id: int | None) -> None:
+    def _write(
+        self, s: Strategy, *, action: str, from_status: str | None, note: str | None, teacher_call_id: int | None
+    ) -> None:
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO strategies(id, version, scope, criterion, text, status, round, teacher_call_id,"
                 " provenance_json, evidence_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (s.id, s.version, s.scope, s.criterion, s.text, s.status, s.round, teacher_call_id,
-                 json.dumps(s.provenance), json.dumps(s.evidence), time.time()),
+                (
+                    s.id,
+                    s.version,
+                    s.scope,
+                    s.criterion,
+                    s.text,
+                    s.status,
+                    s.round,
+                    teacher_call_id,
+                    json.dumps(s.provenance),
+                    json.dumps(s.evidence),
+                    time.time(),
+                ),
             )
             self._event(db, s.id, s.version, action, from_status, s.status, s.text, note)
 
     @staticmethod
-    def _event(db: Any, sid: str, version: int, action: str, from_status: str | None, to_status: str, text: str,
-               note: str | None) -> None:
+    def _event(
+        db: Any,
+        sid: str,
+        version: int,
+        action: str,
+        from_status: str | None,
+        to_status: str,
+        text: str,
+        note: str | None,
+    ) -> None:
         db.execute(
             "INSERT INTO strategy_events(strategy_id, version, action, from_status, to_status, text, note, at)"
-            " VALUES (?,?,?,?,?,?,?,?)", (sid, version, action, from_status, to_status, text, note, time.time()))
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (sid, version, action, from_status, to_status, text, note, time.time()),
+        )
 
     def events(self, strategy_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.store.query(
-            "SELECT * FROM strategy_events WHERE strategy_id=? ORDER BY seq", (strategy_id,))]
+        return [
+            dict(r)
+            for r in self.store.query("SELECT * FROM strategy_events WHERE strategy_id=? ORDER BY seq", (strategy_id,))
+        ]
 
 
 # -- retrieval -------------------------------------------------------------------------------------

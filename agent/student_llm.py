@@ -43,8 +43,11 @@ class StudentClient:
 
     def answer(self, message: str, strategies: list[str]) -> str:
         response = self.client.chat.completions.create(
-            model=self.model, messages=deploy_prompt(message, strategies),  # type: ignore[arg-type]
-            temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed,
+            model=self.model,
+            messages=deploy_prompt(message, strategies),  # type: ignore[arg-type]
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
         )
         return (response.choices[0].message.content or "").strip()
 

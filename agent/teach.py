@@ -55,13 +55,20 @@ class TeachContext:
 # -- teacher actions -------------------------------------------------------------------------------
 
 
-def _request(template_id: str, variables: dict[str, Any], brief: dict[str, Any], round: int,
-             sample_index: int = 0) -> TeacherRequest:
+def _request(
+    template_id: str, variables: dict[str, Any], brief: dict[str, Any], round: int, sample_index: int = 0
+) -> TeacherRequest:
     template = get_template(template_id)
     items = int(brief.get("n", 1))
     # Judging is a measurement: temperature 0 wherever the model allows one.
-    return template.request(variables, brief, items=items, sample_index=sample_index, round=round,
-                            temperature=0.0 if template_id == "judge" else None)
+    return template.request(
+        variables,
+        brief,
+        items=items,
+        sample_index=sample_index,
+        round=round,
+        temperature=0.0 if template_id == "judge" else None,
+    )
 
 
 def _one(ctx: TeachContext, request: TeacherRequest, schema: type[Any]) -> Any:
@@ -82,10 +89,20 @@ def _many(ctx: TeachContext, requests: list[TeacherRequest], schema: type[Any], 
 
 def judge_requests(ctx: TeachContext, items: list[tuple[str, str, str]], round: int) -> list[TeacherRequest]:
     """(flow, message, reply) → judge requests; the rubric is the policy's criteria for the flow."""
-    return [_request("judge", {"rubric": ctx.policy.rubric_text(flow), "flow": flow, "message": message,
-                               "reply": reply or "(empty reply)"},
-                     {"action": "judge", "flow": flow, "message": message, "reply": reply}, round)
-            for flow, message, reply in items]
+    return [
+        _request(
+            "judge",
+            {
+                "rubric": ctx.policy.rubric_text(flow),
+                "flow": flow,
+                "message": message,
+                "reply": reply or "(empty reply)",
+            },
+            {"action": "judge", "flow": flow, "message": message, "reply": reply},
+            round,
+        )
+        for flow, message, reply in items
+    ]
 
 
 def judge_all(ctx: TeachContext, items: list[tuple[str, str, str]], round: int, what: str) -> list[JudgeVerdict]:
@@ -103,8 +120,10 @@ def _store_scenarios(ctx: TeachContext, rows: list[tuple[str, str, str]], split:
     with ctx.store.transaction() as db:
         for offset, ((flow, message, source), vec) in enumerate(zip(rows, vectors, strict=True)):
             sid = f"{split[:2]}-{existing + offset:04d}"
-            db.execute("INSERT INTO scenarios(id, split, flow, message, source, round, embedding)"
-                       " VALUES (?,?,?,?,?,?,?)", (sid, split, flow, message, source, round, scenario_blob(vec)))
+            db.execute(
+                "INSERT INTO scenarios(id, split, flow, message, source, round, embedding) VALUES (?,?,?,?,?,?,?)",
+                (sid, split, flow, message, source, round, scenario_blob(vec)),
+            )
             ids.append(sid)
     return ids
 
@@ -127,15 +146,23 @@ def scenarios_from_teacher(ctx: TeachContext, n: int, round: int, target: list[s
     """The teacher writes ``n`` scenarios, aimed at the criteria the student still fails."""
     flows = [f.id for f in ctx.policy.flows]
     per_call = 8
-    requests = [_request("scenario", {"task_description": ctx.spec.task.description,
-                                      "flows": ctx.policy.flows_text(), "n": min(per_call, n - start),
-                                      "target": ", ".join(target) or "(any)"},
-                         {"action": "scenario", "flows": flows, "n": min(per_call, n - start),
-                          "target_criteria": target}, round, sample_index=start)
-                for start in range(0, n, per_call)]
+    requests = [
+        _request(
+            "scenario",
+            {
+                "task_description": ctx.spec.task.description,
+                "flows": ctx.policy.flows_text(),
+                "n": min(per_call, n - start),
+                "target": ", ".join(target) or "(any)",
+            },
+            {"action": "scenario", "flows": flows, "n": min(per_call, n - start), "target_criteria": target},
+            round,
+            sample_index=start,
+        )
+        for start in range(0, n, per_call)
+    ]
     results = _many(ctx, requests, Scenarios, f"round {round}: scenarios")
-    return [(s.flow, s.message, "teacher") for r in results for s in r.parsed.scenarios
-            if ctx.policy.has_flow(s.flow)]
+    return [(s.flow, s.message, "teacher") for r in results for s in r.parsed.scenarios if ctx.policy.has_flow(s.flow)]
 
 
 def ensure_heldout(ctx: TeachContext) -> list[str]:
@@ -144,29 +171,52 @@ def ensure_heldout(ctx: TeachContext) -> list[str]:
     if existing:
         return existing
     spec = ctx.spec.task.scenarios
-    rows = (scenarios_from_file(ctx, spec.heldout, seed=1) if spec.source == "file"
-            else scenarios_from_teacher(ctx, spec.heldout, 0, []))
+    rows = (
+        scenarios_from_file(ctx, spec.heldout, seed=1)
+        if spec.source == "file"
+        else scenarios_from_teacher(ctx, spec.heldout, 0, [])
+    )
     return _store_scenarios(ctx, rows, "heldout", 0)
 
 
 # -- answering -------------------------------------------------------------------------------------
 
 
-def student_answer(ctx: TeachContext, message: str, statuses: set[str], extra: list[str] | None = None
-                   ) -> tuple[str, list[str]]:
+def student_answer(
+    ctx: TeachContext, message: str, statuses: set[str], extra: list[str] | None = None
+) -> tuple[str, list[str]]:
     """The student's reply with the retrieved strategies (plus ``extra`` texts); returns (reply, strategy ids)."""
     hits = ctx.retriever.retrieve(message, statuses, ctx.spec.loop.top_k)
     texts = [s.text for s, _ in hits] + list(extra or [])
     return ctx.student.answer(message, texts), [s.id for s, _ in hits]
 
 
-def _record_answer(ctx: TeachContext, sid: str, round: int, role: str, condition: str, strategy_ids: list[str],
-                   reply: str, verdict: JudgeVerdict | None) -> None:
+def _record_answer(
+    ctx: TeachContext,
+    sid: str,
+    round: int,
+    role: str,
+    condition: str,
+    strategy_ids: list[str],
+    reply: str,
+    verdict: JudgeVerdict | None,
+) -> None:
     with ctx.store.transaction() as db:
-        db.execute("INSERT INTO answers(scenario_id, round, role, condition, strategy_ids_json, reply, score,"
-                   " judgement_json, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                   (sid, round, role, condition, json.dumps(strategy_ids), reply,
-                    verdict.score if verdict else None, verdict.model_dump_json() if verdict else None, time.time()))
+        db.execute(
+            "INSERT INTO answers(scenario_id, round, role, condition, strategy_ids_json, reply, score,"
+            " judgement_json, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                sid,
+                round,
+                role,
+                condition,
+                json.dumps(strategy_ids),
+                reply,
+                verdict.score if verdict else None,
+                verdict.model_dump_json() if verdict else None,
+                time.time(),
+            ),
+        )
 
 
 # -- one learning round ----------------------------------------------------------------------------
@@ -183,8 +233,11 @@ class RoundOutcome:
 
 def learn_round(ctx: TeachContext, round: int, target: list[str]) -> RoundOutcome:
     spec = ctx.spec.task.scenarios
-    rows = (scenarios_from_file(ctx, spec.learn, seed=100 + round) if spec.source == "file"
-            else scenarios_from_teacher(ctx, spec.learn, round, target))
+    rows = (
+        scenarios_from_file(ctx, spec.learn, seed=100 + round)
+        if spec.source == "file"
+        else scenarios_from_teacher(ctx, spec.learn, round, target)
+    )
     ids = _store_scenarios(ctx, rows, "learn", round)
     statuses = ctx.learning_statuses()
     with console.progress(f"round {round}: student answers", len(rows)) as advance:
@@ -192,14 +245,24 @@ def learn_round(ctx: TeachContext, round: int, target: list[str]) -> RoundOutcom
         for _, message, _ in rows:
             answers.append(student_answer(ctx, message, statuses))
             advance()
-    references = _many(ctx, [_request("respond", {"task_description": ctx.spec.task.description,
-                                                   "rubric": ctx.policy.rubric_text(f), "message": m},
-                                       {"action": "respond", "flow": f, "message": m}, round) for f, m, _ in rows],
-                       Reply, f"round {round}: teacher references")
+    references = _many(
+        ctx,
+        [
+            _request(
+                "respond",
+                {"task_description": ctx.spec.task.description, "rubric": ctx.policy.rubric_text(f), "message": m},
+                {"action": "respond", "flow": f, "message": m},
+                round,
+            )
+            for f, m, _ in rows
+        ],
+        Reply,
+        f"round {round}: teacher references",
+    )
     items = [(f, m, a[0]) for (f, m, _), a in zip(rows, answers, strict=True)]
     items += [(f, m, r.parsed.reply) for (f, m, _), r in zip(rows, references, strict=True)]
     verdicts = judge_all(ctx, items, round, f"round {round}: judging")
-    student_v, teacher_v = verdicts[:len(rows)], verdicts[len(rows):]
+    student_v, teacher_v = verdicts[: len(rows)], verdicts[len(rows) :]
     proposed = kept = 0
     failing: dict[str, int] = {}
     for i, sid in enumerate(ids):
@@ -214,17 +277,26 @@ def learn_round(ctx: TeachContext, round: int, target: list[str]) -> RoundOutcom
             proposed, kept = proposed + p, kept + k
     student_mean = float(np.mean([v.score for v in student_v])) if student_v else 0.0
     teacher_mean = float(np.mean([v.score for v in teacher_v])) if teacher_v else 0.0
-    return RoundOutcome(student_mean, teacher_mean, proposed, kept,
-                        sorted(failing, key=lambda c: -failing[c]))
+    return RoundOutcome(student_mean, teacher_mean, proposed, kept, sorted(failing, key=lambda c: -failing[c]))
 
 
-def _improve(ctx: TeachContext, round: int, sid: str, flow: str, message: str, reply: str, before: JudgeVerdict,
-             failed: list[str]) -> tuple[int, int]:
+def _improve(
+    ctx: TeachContext,
+    round: int,
+    sid: str,
+    flow: str,
+    message: str,
+    reply: str,
+    before: JudgeVerdict,
+    failed: list[str],
+) -> tuple[int, int]:
     """Ask for strategies for the failed criteria; keep each only if re-running the scenario raised the score."""
-    request = _request("strategize", {"rubric": ctx.policy.rubric_text(flow), "message": message, "reply": reply,
-                                      "failed": ", ".join(failed)},
-                       {"action": "strategize", "flow": flow, "message": message, "reply": reply, "failed": failed},
-                       round)
+    request = _request(
+        "strategize",
+        {"rubric": ctx.policy.rubric_text(flow), "message": message, "reply": reply, "failed": ", ".join(failed)},
+        {"action": "strategize", "flow": flow, "message": message, "reply": reply, "failed": failed},
+        round,
+    )
     completion = _one(ctx, request, Strategies)
     proposed = kept = 0
     library = ctx.library
@@ -236,14 +308,25 @@ def _improve(ctx: TeachContext, round: int, sid: str, flow: str, message: str, r
             continue
         retry, used = student_answer(ctx, message, ctx.learning_statuses(), extra=[item.text])
         [after] = judge_all(ctx, [(flow, message, retry)], round, "judging the re-run")
-        evidence = {"score_before": before.score, "score_after": after.score, "scenario": sid, "support": 1,
-                    "criterion_fixed": any(c.id == item.criterion and c.score >= 1 for c in after.criteria)}
+        evidence = {
+            "score_before": before.score,
+            "score_after": after.score,
+            "scenario": sid,
+            "support": 1,
+            "criterion_fixed": any(c.id == item.criterion and c.score >= 1 for c in after.criteria),
+        }
         improved = after.score > before.score
         status = ("approved" if ctx.spec.loop.auto_approve else "proposed") if improved else "rejected"
-        strategy = library.propose(flow, item.text, criterion=item.criterion, round=round,
-                                   teacher_call_id=completion.call_id, evidence=evidence, status=status,
-                                   provenance={"scenarios": [sid], "round": round,
-                                               "teacher_call_id": completion.call_id})
+        strategy = library.propose(
+            flow,
+            item.text,
+            criterion=item.criterion,
+            round=round,
+            teacher_call_id=completion.call_id,
+            evidence=evidence,
+            status=status,
+            provenance={"scenarios": [sid], "round": round, "teacher_call_id": completion.call_id},
+        )
         _record_answer(ctx, sid, round, "student", f"with:{strategy.id}", used, retry, after)
         proposed += 1
         kept += int(improved)
@@ -267,15 +350,18 @@ def _add_scenario(library: StrategyLibrary, strategy_id: str, scenario_id: str) 
     current = library.get(strategy_id)
     scenarios = [*current.provenance.get("scenarios", []), scenario_id]
     with library.store.transaction() as db:
-        db.execute("UPDATE strategies SET provenance_json=? WHERE id=? AND version=?",
-                   (json.dumps({**current.provenance, "scenarios": scenarios}), strategy_id, current.version))
+        db.execute(
+            "UPDATE strategies SET provenance_json=? WHERE id=? AND version=?",
+            (json.dumps({**current.provenance, "scenarios": scenarios}), strategy_id, current.version),
+        )
 
 
 # -- evaluation ------------------------------------------------------------------------------------
 
 
-def evaluate_heldout(ctx: TeachContext, statuses: set[str], condition: str, student: StudentClient | None = None,
-                     split: str = "heldout") -> list[float]:
+def evaluate_heldout(
+    ctx: TeachContext, statuses: set[str], condition: str, student: StudentClient | None = None, split: str = "heldout"
+) -> list[float]:
     """Scores of the student on the held-out scenarios with strategies of ``statuses`` (empty: none)."""
     client = student or ctx.student
     rows = _scenarios(ctx, split)
@@ -285,8 +371,12 @@ def evaluate_heldout(ctx: TeachContext, statuses: set[str], condition: str, stud
             hits = ctx.retriever.retrieve(r["message"], statuses, ctx.spec.loop.top_k) if statuses else []
             answers.append((client.answer(r["message"], [s.text for s, _ in hits]), [s.id for s, _ in hits]))
             advance()
-    verdicts = judge_all(ctx, [(r["flow"], r["message"], a) for r, (a, _) in zip(rows, answers, strict=True)], 0,
-                         f"held-out: judging {condition}")
+    verdicts = judge_all(
+        ctx,
+        [(r["flow"], r["message"], a) for r, (a, _) in zip(rows, answers, strict=True)],
+        0,
+        f"held-out: judging {condition}",
+    )
     for r, (reply, used), v in zip(rows, answers, verdicts, strict=True):
         _record_answer(ctx, r["id"], 0, "student", condition, used, reply, v)
     return [v.score for v in verdicts]
@@ -294,12 +384,30 @@ def evaluate_heldout(ctx: TeachContext, statuses: set[str], condition: str, stud
 
 def teacher_heldout(ctx: TeachContext, split: str = "heldout") -> list[float]:
     rows = _scenarios(ctx, split)
-    refs = _many(ctx, [_request("respond", {"task_description": ctx.spec.task.description,
-                                             "rubric": ctx.policy.rubric_text(r["flow"]), "message": r["message"]},
-                                 {"action": "respond", "flow": r["flow"], "message": r["message"]}, 0) for r in rows],
-                 Reply, "held-out: teacher references")
-    verdicts = judge_all(ctx, [(r["flow"], r["message"], ref.parsed.reply) for r, ref in zip(rows, refs, strict=True)],
-                         0, "held-out: judging the teacher")
+    refs = _many(
+        ctx,
+        [
+            _request(
+                "respond",
+                {
+                    "task_description": ctx.spec.task.description,
+                    "rubric": ctx.policy.rubric_text(r["flow"]),
+                    "message": r["message"],
+                },
+                {"action": "respond", "flow": r["flow"], "message": r["message"]},
+                0,
+            )
+            for r in rows
+        ],
+        Reply,
+        "held-out: teacher references",
+    )
+    verdicts = judge_all(
+        ctx,
+        [(r["flow"], r["message"], ref.parsed.reply) for r, ref in zip(rows, refs, strict=True)],
+        0,
+        "held-out: judging the teacher",
+    )
     for r, ref, v in zip(rows, refs, verdicts, strict=True):
         _record_answer(ctx, r["id"], 0, "teacher", "heldout:teacher", [], ref.parsed.reply, v)
     return [v.score for v in verdicts]
@@ -317,13 +425,13 @@ def add_transfer_scenarios(ctx: TeachContext, n: int, seed: int = 7) -> list[str
     return existing or _store_scenarios(ctx, scenarios_from_file(ctx, n, seed), "transfer", 0)
 
 
-def record_heldout_effects(ctx: TeachContext, alone: list[float], with_strategies: list[float],
-                           condition: str) -> None:
+def record_heldout_effects(ctx: TeachContext, alone: list[float], with_strategies: list[float], condition: str) -> None:
     """Per strategy: the mean held-out score change on the scenarios where it was retrieved."""
-    rows = ctx.store.query("SELECT scenario_id, strategy_ids_json FROM answers WHERE condition=? ORDER BY id",
-                           (condition,))
+    rows = ctx.store.query(
+        "SELECT scenario_id, strategy_ids_json FROM answers WHERE condition=? ORDER BY id", (condition,)
+    )
     deltas: dict[str, list[float]] = {}
-    for (row, a, w) in zip(rows, alone, with_strategies, strict=False):
+    for row, a, w in zip(rows, alone, with_strategies, strict=False):
         for sid in json.loads(row["strategy_ids_json"]):
             deltas.setdefault(sid, []).append(w - a)
     for sid, values in deltas.items():
@@ -342,8 +450,10 @@ def finished_rounds(ctx: TeachContext) -> list[RoundOutcome]:
 
 def record_round(ctx: TeachContext, round: int, outcome: RoundOutcome) -> None:
     with ctx.store.transaction() as db:
-        db.execute("INSERT INTO teach_rounds(idx, outcome_json, finished_at) VALUES (?,?,?)",
-                   (round, json.dumps(outcome.__dict__), time.time()))
+        db.execute(
+            "INSERT INTO teach_rounds(idx, outcome_json, finished_at) VALUES (?,?,?)",
+            (round, json.dumps(outcome.__dict__), time.time()),
+        )
 
 
 def discard_partial_round(ctx: TeachContext, round: int) -> bool:
@@ -351,16 +461,25 @@ def discard_partial_round(ctx: TeachContext, round: int) -> bool:
     its start; returns whether there was anything. The rerun sends the same teacher requests, which the
     cache answers, so nothing is paid twice (with a deterministic student: greedy decoding). Strategies a
     reviewer already acted on are kept; support and provenance the round added to older ones are undone."""
-    scenario_ids = {r["id"] for r in ctx.store.query(
-        "SELECT id FROM scenarios WHERE split='learn' AND round=?", (round,))}
+    scenario_ids = {
+        r["id"] for r in ctx.store.query("SELECT id FROM scenarios WHERE split='learn' AND round=?", (round,))
+    }
     if not scenario_ids:
         return False
-    reviewed = {r["strategy_id"] for r in ctx.store.query(
-        "SELECT DISTINCT strategy_id FROM strategy_events WHERE action != 'propose'")}
-    untouched = [r["id"] for r in ctx.store.query("SELECT DISTINCT id FROM strategies WHERE round=?", (round,))
-                 if r["id"] not in reviewed]
-    older = [s for s in ctx.library.current() if s.id not in untouched
-             and scenario_ids & set(s.provenance.get("scenarios", []))]
+    reviewed = {
+        r["strategy_id"]
+        for r in ctx.store.query("SELECT DISTINCT strategy_id FROM strategy_events WHERE action != 'propose'")
+    }
+    untouched = [
+        r["id"]
+        for r in ctx.store.query("SELECT DISTINCT id FROM strategies WHERE round=?", (round,))
+        if r["id"] not in reviewed
+    ]
+    older = [
+        s
+        for s in ctx.library.current()
+        if s.id not in untouched and scenario_ids & set(s.provenance.get("scenarios", []))
+    ]
     with ctx.store.transaction() as db:
         db.execute("DELETE FROM answers WHERE round=?", (round,))
         for strategy_id in untouched:
@@ -371,8 +490,10 @@ def discard_partial_round(ctx: TeachContext, round: int) -> bool:
             evidence = dict(s.evidence)
             if "support" in evidence:  # each later scenario that asked for it added one
                 evidence["support"] = max(1, evidence["support"] - (len(s.provenance["scenarios"]) - len(kept)))
-            db.execute("UPDATE strategies SET provenance_json=?, evidence_json=? WHERE id=? AND version=?",
-                       (json.dumps({**s.provenance, "scenarios": kept}), json.dumps(evidence), s.id, s.version))
+            db.execute(
+                "UPDATE strategies SET provenance_json=?, evidence_json=? WHERE id=? AND version=?",
+                (json.dumps({**s.provenance, "scenarios": kept}), json.dumps(evidence), s.id, s.version),
+            )
         db.execute("DELETE FROM scenarios WHERE split='learn' AND round=?", (round,))
     return True
 
@@ -380,8 +501,9 @@ def discard_partial_round(ctx: TeachContext, round: int) -> bool:
 def clear_heldout_answers(ctx: TeachContext) -> None:
     """The held-out evaluation is redone after every (re)start: drop answers an interrupted one left."""
     with ctx.store.transaction() as db:
-        db.execute(f"DELETE FROM answers WHERE condition IN ({','.join('?' * len(HELDOUT_CONDITIONS))})",
-                   HELDOUT_CONDITIONS)
+        db.execute(
+            f"DELETE FROM answers WHERE condition IN ({','.join('?' * len(HELDOUT_CONDITIONS))})", HELDOUT_CONDITIONS
+        )
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -406,9 +528,11 @@ def teach_loop(ctx: TeachContext) -> dict[str, Any]:
                 console.info(f"round {round} was interrupted: discarding its partial results and running it again")
             outcome = learn_round(ctx, round, target)
             record_round(ctx, round, outcome)
-            console.info(f"round {round}: student {outcome.student_score:.3f} vs teacher "
-                         f"{outcome.teacher_score:.3f}; {outcome.kept}/{outcome.proposed} new strategies raised "
-                         "their scenario's score")
+            console.info(
+                f"round {round}: student {outcome.student_score:.3f} vs teacher "
+                f"{outcome.teacher_score:.3f}; {outcome.kept}/{outcome.proposed} new strategies raised "
+                "their scenario's score"
+            )
         rounds.append(outcome.__dict__)
         target = outcome.failing[:3]
         if outcome.student_score >= outcome.teacher_score - ctx.spec.loop.parity_margin:
@@ -419,10 +543,13 @@ def teach_loop(ctx: TeachContext) -> dict[str, Any]:
     deploy = evaluate_heldout(ctx, set(DEPLOY_STATUSES), "heldout:approved")
     # With nothing left unapproved, "learning" retrieves exactly the deploy set: reuse, don't re-generate.
     extra = ctx.learning_statuses() - set(DEPLOY_STATUSES)
-    learning = (evaluate_heldout(ctx, ctx.learning_statuses(), "heldout:learning")
-                if ctx.library.current(extra) else deploy)
+    learning = (
+        evaluate_heldout(ctx, ctx.learning_statuses(), "heldout:learning") if ctx.library.current(extra) else deploy
+    )
     condition = "heldout:learning" if learning is not deploy else "heldout:approved"
     teacher = teacher_heldout(ctx)
     record_heldout_effects(ctx, alone, learning, condition)
-    return {"rounds": rounds, "heldout": {"n": len(heldout), "alone": alone, "approved": deploy,
-                                          "learning": learning, "teacher": teacher}}
+    return {
+        "rounds": rounds,
+        "heldout": {"n": len(heldout), "alone": alone, "approved": deploy, "learning": learning, "teacher": teacher},
+    }

@@ -46,17 +46,26 @@ def win_rate(a: list[float], b: list[float]) -> dict[str, Any]:
     p, z = wins / decided, 1.96
     centre = (p + z * z / (2 * decided)) / (1 + z * z / decided)
     half = z * math.sqrt(p * (1 - p) / decided + z * z / (4 * decided * decided)) / (1 + z * z / decided)
-    return {"wins": wins, "ties": ties, "losses": losses, "win_rate": round(p, 4),
-            "lo": round(centre - half, 4), "hi": round(centre + half, 4)}
+    return {
+        "wins": wins,
+        "ties": ties,
+        "losses": losses,
+        "win_rate": round(p, 4),
+        "lo": round(centre - half, 4),
+        "hi": round(centre + half, 4),
+    }
 
 
 def summarise(heldout: dict[str, Any]) -> dict[str, Any]:
     alone, learning, approved, teacher = (heldout[k] for k in ("alone", "learning", "approved", "teacher"))
     return {
         "n_scenarios": heldout["n"],
-        "score_student": mean_ci(alone), "score_student_with_strategies": mean_ci(learning),
-        "score_student_with_approved": mean_ci(approved), "score_teacher": mean_ci(teacher),
-        "with_vs_alone": win_rate(learning, alone), "student_vs_teacher": win_rate(learning, teacher),
+        "score_student": mean_ci(alone),
+        "score_student_with_strategies": mean_ci(learning),
+        "score_student_with_approved": mean_ci(approved),
+        "score_teacher": mean_ci(teacher),
+        "with_vs_alone": win_rate(learning, alone),
+        "student_vs_teacher": win_rate(learning, teacher),
     }
 
 
@@ -80,8 +89,9 @@ def load_dialogue_spec(run_dir: Path) -> DialogueRunSpec:
     return spec
 
 
-def execute_dialogue(run_dir: Path, *, embed: Callable[[list[str]], np.ndarray] | None = None,
-                     student: StudentClient | None = None) -> dict[str, Any]:
+def execute_dialogue(
+    run_dir: Path, *, embed: Callable[[list[str]], np.ndarray] | None = None, student: StudentClient | None = None
+) -> dict[str, Any]:
     """Run strategy teaching in ``run_dir``; writes teach_summary.json and returns the summary."""
     spec = load_dialogue_spec(run_dir)
     check_credentials(spec)
@@ -92,11 +102,14 @@ def execute_dialogue(run_dir: Path, *, embed: Callable[[list[str]], np.ndarray] 
         with open_teacher(spec, store, run_dir / "cache.sqlite") as teacher, _student(spec, student) as client:
             ctx = TeachContext(spec, store, teacher, client, embed, Policy.load(spec.task.policy))
             result = teach_loop(ctx)
-        summary = {**summarise(result["heldout"]), "rounds": result["rounds"],
-                   "n_strategies_approved": len(StrategyLibrary(store).current(["approved"])),
-                   "n_strategies_proposed": len(StrategyLibrary(store).current(["proposed"])),
-                   "n_strategies_rejected": len(StrategyLibrary(store).current(["rejected"])),
-                   "teacher": store.call_summary()}
+        summary = {
+            **summarise(result["heldout"]),
+            "rounds": result["rounds"],
+            "n_strategies_approved": len(StrategyLibrary(store).current(["approved"])),
+            "n_strategies_proposed": len(StrategyLibrary(store).current(["proposed"])),
+            "n_strategies_rejected": len(StrategyLibrary(store).current(["rejected"])),
+            "teacher": store.call_summary(),
+        }
         (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
         store.set_run_status("finished", "strategy teaching finished")
         return summary
@@ -124,8 +137,9 @@ def _student(spec: DialogueRunSpec, given: StudentClient | None) -> Any:
     return _Given(given) if given is not None else open_student(spec.student)
 
 
-def chat_answer(run_dir: Path, message: str, student: StudentClient,
-                embed: Callable[[list[str]], np.ndarray]) -> tuple[str, list[tuple[str, str, float]]]:
+def chat_answer(
+    run_dir: Path, message: str, student: StudentClient, embed: Callable[[list[str]], np.ndarray]
+) -> tuple[str, list[tuple[str, str, float]]]:
     """The production path: retrieve *approved* strategies only, prompt the student, answer."""
     spec = load_dialogue_spec(run_dir)
     store = RunStore(run_dir / "run.sqlite")

@@ -15,8 +15,13 @@ from generators.providers import PROFILES, ProviderProfile, profile_for
 # The SDK refuses to start without some key; a keyless local server ignores whatever is sent.
 KEYLESS_PLACEHOLDER = "no-key-needed"
 # The simulator's conformance profiles emulate these providers, so the client phrases requests for them.
-_EMULATED_PROVIDER = {"openai-reasoning": "openai", "openai-chat": "openai", "anthropic": "anthropic",
-                      "vllm": "vllm", "ollama": "ollama"}
+_EMULATED_PROVIDER = {
+    "openai-reasoning": "openai",
+    "openai-chat": "openai",
+    "anthropic": "anthropic",
+    "vllm": "vllm",
+    "ollama": "ollama",
+}
 
 
 class EndpointError(ValueError):
@@ -39,15 +44,19 @@ def resolve_endpoint(teacher: RemoteTeacher) -> Endpoint:
     profile = _overridden(profile_for(teacher.provider, teacher.model), teacher)
     base_url = teacher.base_url or os.environ.get("OPENAI_BASE_URL") or profile.default_base_url
     if not base_url:
-        raise EndpointError(f"teacher.base_url: provider {teacher.provider!r} has no usual URL — set base_url in "
-                            "the spec, or export OPENAI_BASE_URL")
+        raise EndpointError(
+            f"teacher.base_url: provider {teacher.provider!r} has no usual URL — set base_url in "
+            "the spec, or export OPENAI_BASE_URL"
+        )
     key_env = teacher.api_key_env or profile.default_api_key_env or "OPENAI_API_KEY"
     key = os.environ.get(key_env)
     if key:
         return Endpoint(base_url, key, profile)
     if teacher.api_key_env or profile.needs_key:
-        raise EndpointError(f"teacher.api_key_env: environment variable {key_env} is not set — export "
-                            f"{key_env}=<your key> (the key never goes in the spec)")
+        raise EndpointError(
+            f"teacher.api_key_env: environment variable {key_env} is not set — export "
+            f"{key_env}=<your key> (the key never goes in the spec)"
+        )
     return Endpoint(base_url, KEYLESS_PLACEHOLDER, profile)
 
 

@@ -42,15 +42,22 @@ def classifier_requests() -> list[TeacherRequest]:
     label = next(iter(task.labels))
     feedback = _stand_in_feedback(task, texts, loop.examples_shown)
     guidelines = get_template("guidelines").request(
-        {"task_description": task.description, "taxonomy": task.taxonomy(),
-         "pairs": "a vs b\nExamples:\n" + "\n".join(f"- a: {t}" for t in texts[:8])},
-        {"action": "guidelines", "pairs": [list(task.labels)[:2]], "descriptions": task.labels}, items=1)
-    return [seed_requests(task, label, loop.batch_per_call, per_call=loop.batch_per_call, rng=rng,
-                          examples=texts[:3])[0],
-            pgkd_requests(task, feedback, label, loop.batch_per_call, per_call=loop.batch_per_call, rng=rng,
-                          shown=loop.examples_shown)[0],
-            label_requests(task, texts[:loop.batch_per_call], per_call=loop.batch_per_call, round=1)[0],
-            guidelines]
+        {
+            "task_description": task.description,
+            "taxonomy": task.taxonomy(),
+            "pairs": "a vs b\nExamples:\n" + "\n".join(f"- a: {t}" for t in texts[:8]),
+        },
+        {"action": "guidelines", "pairs": [list(task.labels)[:2]], "descriptions": task.labels},
+        items=1,
+    )
+    return [
+        seed_requests(task, label, loop.batch_per_call, per_call=loop.batch_per_call, rng=rng, examples=texts[:3])[0],
+        pgkd_requests(
+            task, feedback, label, loop.batch_per_call, per_call=loop.batch_per_call, rng=rng, shown=loop.examples_shown
+        )[0],
+        label_requests(task, texts[: loop.batch_per_call], per_call=loop.batch_per_call, round=1)[0],
+        guidelines,
+    ]
 
 
 def dialogue_requests() -> list[TeacherRequest]:
@@ -66,15 +73,26 @@ def dialogue_requests() -> list[TeacherRequest]:
         return get_template(template_id).request(variables, {"action": get_template(template_id).action, **brief})
 
     return [
-        request("scenario", {"task_description": description, "flows": policy.flows_text(), "n": 8,
-                             "target": ", ".join(failed)},
-                {"flows": [f.id for f in policy.flows], "n": 8, "target_criteria": failed}),
-        request("respond", {"task_description": description, "rubric": rubric, "message": message},
-                {"flow": flow, "message": message}),
-        request("judge", {"rubric": rubric, "flow": flow, "message": message, "reply": reply},
-                {"flow": flow, "message": message, "reply": reply}),
-        request("strategize", {"rubric": rubric, "message": message, "reply": reply, "failed": ", ".join(failed)},
-                {"flow": flow, "message": message, "reply": reply, "failed": failed}),
+        request(
+            "scenario",
+            {"task_description": description, "flows": policy.flows_text(), "n": 8, "target": ", ".join(failed)},
+            {"flows": [f.id for f in policy.flows], "n": 8, "target_criteria": failed},
+        ),
+        request(
+            "respond",
+            {"task_description": description, "rubric": rubric, "message": message},
+            {"flow": flow, "message": message},
+        ),
+        request(
+            "judge",
+            {"rubric": rubric, "flow": flow, "message": message, "reply": reply},
+            {"flow": flow, "message": message, "reply": reply},
+        ),
+        request(
+            "strategize",
+            {"rubric": rubric, "message": message, "reply": reply, "failed": ", ".join(failed)},
+            {"flow": flow, "message": message, "reply": reply, "failed": failed},
+        ),
     ]
 
 

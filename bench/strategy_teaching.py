@@ -38,8 +38,12 @@ def write_spec(folder: Path, learn: int, heldout: int, rounds: int) -> Path:
     for name in ("policy.yaml", "customer_messages.jsonl", "heldout_messages.jsonl"):
         shutil.copy(SUPPORT / name, folder / name)
     spec = yaml.safe_load((SUPPORT / "spec.yaml").read_text())
-    spec["task"]["scenarios"] = {"source": "teacher", "file": "heldout_messages.jsonl", "learn": learn,
-                                 "heldout": heldout}
+    spec["task"]["scenarios"] = {
+        "source": "teacher",
+        "file": "heldout_messages.jsonl",
+        "learn": learn,
+        "heldout": heldout,
+    }
     spec["teacher"]["knobs"] = {"seed": 0}
     spec["loop"].update({"max_rounds": rounds, "auto_approve": True})
     path = folder / "spec.yaml"
@@ -67,17 +71,23 @@ def transfer(run_dir: Path, n_file: int) -> dict[str, Any]:
             ctx = TeachContext(spec, store, teacher, sampled, embed, Policy.load(spec.task.policy))
             alone = evaluate_heldout(ctx, set(), "transfer:sampled:alone")
             helped = evaluate_heldout(ctx, set(DEPLOY_STATUSES), "transfer:sampled:approved")
-            out["decoding_t0.7"] = {"alone": mean_ci(alone), "with_strategies": mean_ci(helped),
-                                    "with_vs_alone": win_rate(helped, alone)}
+            out["decoding_t0.7"] = {
+                "alone": mean_ci(alone),
+                "with_strategies": mean_ci(helped),
+                "with_vs_alone": win_rate(helped, alone),
+            }
         with open_student(spec.student) as greedy:
             ctx = TeachContext(spec, store, teacher, greedy, embed, Policy.load(spec.task.policy))
             add_transfer_scenarios(ctx, n_file)
             alone = evaluate_heldout(ctx, set(), "transfer:file:alone", split="transfer")
             helped = evaluate_heldout(ctx, set(DEPLOY_STATUSES), "transfer:file:approved", split="transfer")
             teacher_scores = teacher_heldout(ctx, split="transfer")
-            out["bitext_test_messages"] = {"alone": mean_ci(alone), "with_strategies": mean_ci(helped),
-                                           "teacher": mean_ci(teacher_scores),
-                                           "with_vs_alone": win_rate(helped, alone)}
+            out["bitext_test_messages"] = {
+                "alone": mean_ci(alone),
+                "with_strategies": mean_ci(helped),
+                "teacher": mean_ci(teacher_scores),
+                "with_vs_alone": win_rate(helped, alone),
+            }
     store.close()
     return out
 
@@ -108,12 +118,15 @@ def main() -> None:
             "n_strategies_approved": summary["n_strategies_approved"],
             "n_strategies_rejected": summary["n_strategies_rejected"],
             "intervals": {k: summary[k] for k in ("score_student", "score_student_with_approved", "score_teacher")},
-            "with_vs_alone": summary["with_vs_alone"], "rounds": summary["rounds"],
+            "with_vs_alone": summary["with_vs_alone"],
+            "rounds": summary["rounds"],
             "transfer": transfer(run_dir, n_file),
         }
         library = StrategyLibrary(RunStore(run_dir / "run.sqlite"))
-        result["approved_strategies"] = [{"scope": s.scope, "criterion": s.criterion, "text": s.text,
-                                          "evidence": s.evidence} for s in library.current(["approved"])]
+        result["approved_strategies"] = [
+            {"scope": s.scope, "criterion": s.criterion, "text": s.text, "evidence": s.evidence}
+            for s in library.current(["approved"])
+        ]
     result["wall_s"] = time.perf_counter() - started
     print_table(result)
     if args.json:
@@ -135,8 +148,10 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"strategies approved {r['n_strategies_approved']}, rejected (no effect) {r['n_strategies_rejected']}")
     for name, t in r["transfer"].items():
         tw = t["with_vs_alone"]
-        print(f"transfer {name}: alone {fmt(t['alone'])} → with {fmt(t['with_strategies'])}; "
-              f"{tw['wins']}/{tw['ties']}/{tw['losses']} W/T/L")
+        print(
+            f"transfer {name}: alone {fmt(t['alone'])} → with {fmt(t['with_strategies'])}; "
+            f"{tw['wins']}/{tw['ties']}/{tw['losses']} W/T/L"
+        )
     print(f"wall time {r['wall_s']:.0f} s")
 
 

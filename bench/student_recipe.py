@@ -48,9 +48,12 @@ METHODS = ("recipe", "plain_ft", "tfidf_lr", "embed_lr")
 FULL = "full"
 # (dataset, size, seeds): size is examples per class, or FULL for the whole training split.
 PLAN_FULL: list[tuple[str, str, list[int]]] = [
-    ("banking77", "5", [0, 1]), ("banking77", "32", [0, 1]), ("trec", "5", [0, 1]), ("trec", FULL, [0])]
-PLAN_QUICK: list[tuple[str, str, list[int]]] = [
-    ("banking77", "5", [0]), ("trec", "5", [0]), ("trec", "32", [0])]
+    ("banking77", "5", [0, 1]),
+    ("banking77", "32", [0, 1]),
+    ("trec", "5", [0, 1]),
+    ("trec", FULL, [0]),
+]
+PLAN_QUICK: list[tuple[str, str, list[int]]] = [("banking77", "5", [0]), ("trec", "5", [0]), ("trec", "32", [0])]
 # Plain fine-tuning as measured before the recipe existed: (lr, epochs) by size.
 PLAIN_SETTINGS = {"5": (1e-4, 15), "32": (5e-5, 8), FULL: (5e-5, 3)}
 
@@ -81,7 +84,7 @@ def sample(train: Rows, size: str, seed: int) -> Rows:
         for label in sorted({r["label"] for r in train}):
             items = [r for r in train if r["label"] == label]
             rng.shuffle(items)
-            rows += items[:int(size)]
+            rows += items[: int(size)]
     rng.shuffle(rows)
     return rows
 
@@ -117,8 +120,7 @@ def run_plain(train: Rows, test_texts: list[str], labels: list[str], seed: int, 
     path = default_base_model()
     tokenizer = load_tokenizer(path)
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels),
-                                                               local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels), local_files_only=True)
     ids = tokenizer([r["text"] for r in train], truncation=True, max_length=64)["input_ids"]
     targets = torch.tensor([labels.index(r["label"]) for r in train])
     steps = epochs * math.ceil(len(train) / 16)
@@ -130,10 +132,11 @@ def run_plain(train: Rows, test_texts: list[str], labels: list[str], seed: int, 
     for _ in range(epochs):
         order = rng.permutation(len(train)).tolist()
         for start in range(0, len(order), 16):
-            batch = order[start:start + 16]
+            batch = order[start : start + 16]
             input_ids, mask = pad_batch([ids[i] for i in batch], pad_id(tokenizer))
-            loss = torch.nn.functional.cross_entropy(model(input_ids=input_ids, attention_mask=mask).logits,
-                                                     targets[batch])
+            loss = torch.nn.functional.cross_entropy(
+                model(input_ids=input_ids, attention_mask=mask).logits, targets[batch]
+            )
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -190,8 +193,11 @@ def cached(embedder: SentenceEmbedder) -> Callable[[list[str]], np.ndarray]:
 
 
 def run(plan: list[tuple[str, str, list[int]]], data: Path, methods: tuple[str, ...]) -> dict[str, Any]:
-    runners: dict[str, Runner] = {"recipe": run_recipe, "plain_ft": run_plain,
-                                  **make_baselines(cached(SentenceEmbedder()))}
+    runners: dict[str, Runner] = {
+        "recipe": run_recipe,
+        "plain_ft": run_plain,
+        **make_baselines(cached(SentenceEmbedder())),
+    }
     results: dict[str, Any] = {}
     for dataset, size, seeds in plan:
         train_all, test, labels = load_dataset(dataset, data)
@@ -204,17 +210,25 @@ def run(plan: list[tuple[str, str, list[int]]], data: Path, methods: tuple[str, 
                 predicted, train_s = runners[method](train, test_texts, labels, seed, size)
                 scores.append(macro_f1(gold, predicted, labels))
                 seconds.append(train_s)
-                print(f"{dataset} {size} {method} seed {seed}: macro-F1 {scores[-1]:.4f}, "
-                      f"train {train_s:.1f}s ({len(train)} examples)", flush=True)
+                print(
+                    f"{dataset} {size} {method} seed {seed}: macro-F1 {scores[-1]:.4f}, "
+                    f"train {train_s:.1f}s ({len(train)} examples)",
+                    flush=True,
+                )
             cell[method] = summarise(scores, seconds, seeds, len(train))
         results.setdefault(dataset, {})[size] = cell
     return results
 
 
 def summarise(scores: list[float], seconds: list[float], seeds: list[int], n_train: int) -> dict[str, Any]:
-    return {"macro_f1_mean": statistics.fmean(scores),
-            "macro_f1_sd": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-            "train_s": statistics.fmean(seconds), "macro_f1_runs": scores, "seeds": seeds, "n_train": n_train}
+    return {
+        "macro_f1_mean": statistics.fmean(scores),
+        "macro_f1_sd": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+        "train_s": statistics.fmean(seconds),
+        "macro_f1_runs": scores,
+        "seeds": seeds,
+        "n_train": n_train,
+    }
 
 
 def print_table(results: dict[str, Any], methods: tuple[str, ...]) -> None:
@@ -239,13 +253,11 @@ def _cell(stats: dict[str, Any], bold: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed, small sizes only (a few minutes)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with <dataset>/{train,test}.jsonl")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"needs the datasets at {args.data} (--data)")

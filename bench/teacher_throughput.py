@@ -97,8 +97,9 @@ class MeteredLedger(Ledger):
         super().__init__(prices)
         self.meter = meter
 
-    def reserve(self, prompt_bytes: int, wanted_output: int, *, min_output: int | None = None,
-                price_factor: float = 1.0) -> Reservation:
+    def reserve(
+        self, prompt_bytes: int, wanted_output: int, *, min_output: int | None = None, price_factor: float = 1.0
+    ) -> Reservation:
         t = time.thread_time()
         try:
             return super().reserve(prompt_bytes, wanted_output, min_output=min_output, price_factor=price_factor)
@@ -160,12 +161,27 @@ class Simulator:
 @contextmanager
 def simulator_process(**knobs: float) -> Iterator[Simulator]:
     """Start `distill simulate` in its own process; yield its URL and pid; stop it with SIGTERM."""
-    args = [sys.executable, "-m", "agent", "simulate", "--pool", str(POOL), "--port", "0",
-            "--latency-ms", str(LATENCY_MS), "--jitter-ms", str(JITTER_MS), "--seed", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "agent",
+        "simulate",
+        "--pool",
+        str(POOL),
+        "--port",
+        "0",
+        "--latency-ms",
+        str(LATENCY_MS),
+        "--jitter-ms",
+        str(JITTER_MS),
+        "--seed",
+        "1",
+    ]
     for name, value in knobs.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -188,23 +204,33 @@ def build_requests(count: int) -> list[TeacherRequest]:
     return label_requests(task, texts, per_call=2, round=0)[:count]
 
 
-async def run_once(sim: Simulator, requests: list[TeacherRequest], workdir: Path, cache_name: str,
-                   concurrency: int) -> dict[str, Any]:
+async def run_once(
+    sim: Simulator, requests: list[TeacherRequest], workdir: Path, cache_name: str, concurrency: int
+) -> dict[str, Any]:
     meter = Meter()
     store = RunStore(workdir / f"{cache_name}.run.sqlite")
     journal = MeteredJournal(store, meter)
     cache = MeteredCache(workdir / f"{cache_name}.sqlite", meter)
     teacher = Teacher(
-        TeacherConfig(base_url=sim.url, model="sim-teacher", api_key="bench", send_brief=True,
-                      max_concurrency=concurrency, timeout_s=10, max_attempts=8, max_retry_wait_s=2.0,
-                      backoff_initial_s=0.1),
-        cache=cache, ledger=MeteredLedger(Prices(0.15, 0.6), meter), journal=journal,
+        TeacherConfig(
+            base_url=sim.url,
+            model="sim-teacher",
+            api_key="bench",
+            send_brief=True,
+            max_concurrency=concurrency,
+            timeout_s=10,
+            max_attempts=8,
+            max_retry_wait_s=2.0,
+            backoff_initial_s=0.1,
+        ),
+        cache=cache,
+        ledger=MeteredLedger(Prices(0.15, 0.6), meter),
+        journal=journal,
     )
     load = _loadavg()
     sim_cpu0, cpu0, started = sim.cpu_seconds(), time.process_time(), time.perf_counter()
     try:
-        results = await asyncio.gather(*(teacher.complete(r, AssignedLabels) for r in requests),
-                                       return_exceptions=True)
+        results = await asyncio.gather(*(teacher.complete(r, AssignedLabels) for r in requests), return_exceptions=True)
     finally:
         await teacher.aclose()
     seconds, cpu, sim_cpu1 = time.perf_counter() - started, time.process_time() - cpu0, sim.cpu_seconds()
@@ -215,8 +241,12 @@ async def run_once(sim: Simulator, requests: list[TeacherRequest], workdir: Path
     calls = len(requests)
     sim_cpu = None if sim_cpu0 is None or sim_cpu1 is None else sim_cpu1 - sim_cpu0
     return {
-        "concurrency": concurrency, "seconds": seconds, "requests": calls, "succeeded": ok,
-        "http_requests": teacher.http_requests, "rps": calls / seconds,
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "requests": calls,
+        "succeeded": ok,
+        "http_requests": teacher.http_requests,
+        "rps": calls / seconds,
         "retries": sum(max(0, c.attempts - 1) for c in journal.calls),
         "reasks": sum(c.status == "invalid_output" for c in journal.calls),
         "cache_hits": sum(c.cache_hit for c in final),
@@ -242,40 +272,74 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     mean_latency = LATENCY_MS / 1000
-    result: dict[str, Any] = {"latency_ms": [LATENCY_MS, JITTER_MS], "cpu_count": os.cpu_count(),
-                              "quick": args.quick, "levels": {}}
+    result: dict[str, Any] = {
+        "latency_ms": [LATENCY_MS, JITTER_MS],
+        "cpu_count": os.cpu_count(),
+        "quick": args.quick,
+        "levels": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for i, concurrency in enumerate(levels):
             requests = build_requests(request_count(concurrency, args.quick))
             with simulator_process() as sim:
                 clean = asyncio.run(run_once(sim, requests, workdir, f"clean{concurrency}", concurrency))
-                cached = (asyncio.run(run_once(sim, requests, workdir, f"clean{concurrency}", concurrency))
-                          if i == 0 else None)
+                cached = (
+                    asyncio.run(run_once(sim, requests, workdir, f"clean{concurrency}", concurrency))
+                    if i == 0
+                    else None
+                )
             ideal = concurrency / mean_latency
             level: dict[str, Any] = {
-                "requests": len(requests), "ideal_rps": ideal, "achieved_rps": clean["rps"],
-                "throughput_ratio": clean["rps"] / ideal, "success_rate": clean["succeeded"] / len(requests),
+                "requests": len(requests),
+                "ideal_rps": ideal,
+                "achieved_rps": clean["rps"],
+                "throughput_ratio": clean["rps"] / ideal,
+                "success_rate": clean["succeeded"] / len(requests),
                 "cpu_ms_per_call": clean["cpu_ms_per_call"],
                 "sim_cpu_ms_per_call": clean["sim_cpu_ms_per_http_request"],
                 "run": clean,
             }
             if cached is not None:
-                level |= {"cached_seconds": cached["seconds"], "cached_http_requests": cached["http_requests"],
-                          "cache_speedup": clean["seconds"] / cached["seconds"],
-                          "cached_cpu_ms_per_call": cached["cpu_ms_per_call"], "cached_run": cached}
+                level |= {
+                    "cached_seconds": cached["seconds"],
+                    "cached_http_requests": cached["http_requests"],
+                    "cache_speedup": clean["seconds"] / cached["seconds"],
+                    "cached_cpu_ms_per_call": cached["cpu_ms_per_call"],
+                    "cached_run": cached,
+                }
             if i == 0 and not args.no_faults:
                 with simulator_process(**FAULTS) as sim:
                     faulty = asyncio.run(run_once(sim, requests, workdir, f"faulty{concurrency}", concurrency))
-                level |= {"fault_success_rate": faulty["succeeded"] / len(requests), "fault_rps": faulty["rps"],
-                          "fault_retries": faulty["retries"], "fault_reasks": faulty["reasks"], "faulty_run": faulty}
+                level |= {
+                    "fault_success_rate": faulty["succeeded"] / len(requests),
+                    "fault_rps": faulty["rps"],
+                    "fault_retries": faulty["retries"],
+                    "fault_reasks": faulty["reasks"],
+                    "faulty_run": faulty,
+                }
             result["levels"][str(concurrency)] = level
     first = result["levels"][str(levels[0])]
     # The single-level keys of earlier versions of this file, for the first level.
-    result |= {k: first[k] for k in ("requests", "ideal_rps", "achieved_rps", "throughput_ratio", "success_rate",
-                                     "cpu_ms_per_call", "fault_success_rate", "fault_rps", "fault_retries",
-                                     "fault_reasks", "cached_seconds", "cached_http_requests", "cache_speedup")
-               if k in first}
+    result |= {
+        k: first[k]
+        for k in (
+            "requests",
+            "ideal_rps",
+            "achieved_rps",
+            "throughput_ratio",
+            "success_rate",
+            "cpu_ms_per_call",
+            "fault_success_rate",
+            "fault_rps",
+            "fault_retries",
+            "fault_reasks",
+            "cached_seconds",
+            "cached_http_requests",
+            "cache_speedup",
+        )
+        if k in first
+    }
     result["concurrency"] = levels[0]
     print_table(result, levels)
     if args.json:
@@ -289,33 +353,57 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def print_table(result: dict[str, Any], levels: list[int]) -> None:
     header = ["concurrency", *(str(c) for c in levels)]
-    rows: list[list[str]] = [["requests"], ["ideal req/s"], ["achieved req/s"], ["throughput ratio"],
-                             ["success rate"], ["gateway CPU ms/call"], ["  cache / journal / ledger"],
-                             ["gateway CPU (cores)"], ["simulator CPU ms/call"], ["simulator CPU (cores)"],
-                             ["load avg before"]]
+    rows: list[list[str]] = [
+        ["requests"],
+        ["ideal req/s"],
+        ["achieved req/s"],
+        ["throughput ratio"],
+        ["success rate"],
+        ["gateway CPU ms/call"],
+        ["  cache / journal / ledger"],
+        ["gateway CPU (cores)"],
+        ["simulator CPU ms/call"],
+        ["simulator CPU (cores)"],
+        ["load avg before"],
+    ]
     for c in levels:
         lv = result["levels"][str(c)]
         run = lv["run"]
         parts = run["cpu_ms_per_call_parts"]
-        values = [f"{lv['requests']}", f"{lv['ideal_rps']:.1f}", f"{lv['achieved_rps']:.1f}",
-                  f"{lv['throughput_ratio']:.3f}", f"{lv['success_rate']:.3f}", f"{lv['cpu_ms_per_call']:.2f}",
-                  f"{parts['cache']:.2f} / {parts['journal']:.2f} / {parts['ledger']:.3f}",
-                  f"{run['gateway_cpu_share']:.2f}", _fmt(lv["sim_cpu_ms_per_call"], ".2f"),
-                  _fmt(run["sim_cpu_share"], ".2f"), _fmt(run["loadavg_1m_before"], ".2f")]
+        values = [
+            f"{lv['requests']}",
+            f"{lv['ideal_rps']:.1f}",
+            f"{lv['achieved_rps']:.1f}",
+            f"{lv['throughput_ratio']:.3f}",
+            f"{lv['success_rate']:.3f}",
+            f"{lv['cpu_ms_per_call']:.2f}",
+            f"{parts['cache']:.2f} / {parts['journal']:.2f} / {parts['ledger']:.3f}",
+            f"{run['gateway_cpu_share']:.2f}",
+            _fmt(lv["sim_cpu_ms_per_call"], ".2f"),
+            _fmt(run["sim_cpu_share"], ".2f"),
+            _fmt(run["loadavg_1m_before"], ".2f"),
+        ]
         for row, value in zip(rows, values, strict=True):
             row.append(value)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths,
-                                                                                                     strict=True))))
+        print(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
     first = result["levels"][str(levels[0])]
     if "fault_rps" in first:
-        print(f"\nat {levels[0]}: 10% faults: success {first['fault_success_rate']:.3f}, "
-              f"{first['fault_rps']:.1f} req/s, {first['fault_retries']} retries / {first['fault_reasks']} re-asks")
+        print(
+            f"\nat {levels[0]}: 10% faults: success {first['fault_success_rate']:.3f}, "
+            f"{first['fault_rps']:.1f} req/s, {first['fault_retries']} retries / {first['fault_reasks']} re-asks"
+        )
     if "cached_seconds" in first:
-        print(f"at {levels[0]}: first run / cached rerun {first['run']['seconds']:.2f} s / "
-              f"{first['cached_seconds']:.3f} s ({first['cache_speedup']:.1f}×, "
-              f"{first['cached_http_requests']} HTTP requests, {first['cached_cpu_ms_per_call']:.2f} CPU ms/call)")
+        print(
+            f"at {levels[0]}: first run / cached rerun {first['run']['seconds']:.2f} s / "
+            f"{first['cached_seconds']:.3f} s ({first['cache_speedup']:.1f}×, "
+            f"{first['cached_http_requests']} HTTP requests, {first['cached_cpu_ms_per_call']:.2f} CPU ms/call)"
+        )
 
 
 if __name__ == "__main__":

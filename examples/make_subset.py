@@ -50,8 +50,8 @@ def main() -> None:
         items = by_label[label][:]
         rng.shuffle(items)
         seed += items[: args.seed_per_label]
-        validation += items[args.seed_per_label: args.seed_per_label + args.val_per_label]
-        pool += items[args.seed_per_label + args.val_per_label:]
+        validation += items[args.seed_per_label : args.seed_per_label + args.val_per_label]
+        pool += items[args.seed_per_label + args.val_per_label :]
         label_test = [r for r in test if r["label"] == label]
         rng.shuffle(label_test)
         test_out += label_test[: args.test_per_label]

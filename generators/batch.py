@@ -76,24 +76,27 @@ async def _api(teacher: Teacher, call: Callable[[], Awaitable[T]], *, retry_time
         ceiling = min(config.max_retry_wait_s, config.backoff_initial_s * 2 ** (state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    retrying = AsyncRetrying(retry=retry_if_exception(retryable), stop=stop_after_attempt(config.max_attempts),
-                             wait=wait, reraise=True)
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(retryable), stop=stop_after_attempt(config.max_attempts), wait=wait, reraise=True
+    )
     async for attempt in retrying:
         with attempt:
             return await call()
     raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
-def _fit_in_budget(teacher: Teacher, misses: list[tuple[TeacherRequest, str]], factor: float, *,
-                   submitted: bool) -> tuple[list[_Pending], dict[str, BudgetExceeded]]:
+def _fit_in_budget(
+    teacher: Teacher, misses: list[tuple[TeacherRequest, str]], factor: float, *, submitted: bool
+) -> tuple[list[_Pending], dict[str, BudgetExceeded]]:
     """Reserve each request at the batch price; refuse what the budget cannot pay for, unless already submitted
     (a job from before a crash is billed whatever we do now: collecting it is the only way not to pay twice)."""
     pending, refused = [], {}
     for request, key in misses:
         wanted = min(teacher.config.max_output_tokens, request.output_tokens + teacher.profile.reasoning_allowance)
         try:
-            reservation = teacher.ledger.reserve(prompt_token_bound(request.messages), wanted,
-                                                 min_output=wanted // 2, price_factor=factor)
+            reservation = teacher.ledger.reserve(
+                prompt_token_bound(request.messages), wanted, min_output=wanted // 2, price_factor=factor
+            )
         except BudgetExceeded as exc:
             if not submitted:
                 refused[key] = exc
@@ -104,9 +107,18 @@ def _fit_in_budget(teacher: Teacher, misses: list[tuple[TeacherRequest, str]], f
 
 
 def _jsonl(teacher: Teacher, pending: list[_Pending]) -> bytes:
-    lines = [json.dumps({"custom_id": p.key, "method": "POST", "url": "/v1/chat/completions",
-                         "body": teacher.batch_body(p.request, p.reservation.max_output_tokens)},
-                        ensure_ascii=False) for p in pending]
+    lines = [
+        json.dumps(
+            {
+                "custom_id": p.key,
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": teacher.batch_body(p.request, p.reservation.max_output_tokens),
+            },
+            ensure_ascii=False,
+        )
+        for p in pending
+    ]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -117,8 +129,9 @@ UPLOADED = "uploaded-file:"
 
 async def _submit(client: openai.AsyncOpenAI, teacher: Teacher, pending: list[_Pending]) -> str:
     content = _jsonl(teacher, pending)
-    upload = await _api(teacher, lambda: client.files.create(file=("distill-batch.jsonl", io.BytesIO(content)),
-                                                             purpose="batch"))
+    upload = await _api(
+        teacher, lambda: client.files.create(file=("distill-batch.jsonl", io.BytesIO(content)), purpose="batch")
+    )
     teacher.cache.record_batch(UPLOADED + upload.id, [p.key for p in pending])
     return await _create_job(client, teacher, UPLOADED + upload.id, [p.key for p in pending])
 
@@ -129,17 +142,29 @@ async def _create_job(client: openai.AsyncOpenAI, teacher: Teacher, uploaded: st
     existing = await _api(teacher, lambda: client.batches.list(limit=100))
     job_id = next((job.id for job in existing.data if job.input_file_id == file_id), None)
     if job_id is None:
-        job = await _api(teacher, lambda: client.batches.create(
-            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h",
-            metadata={"source": "distill"}), retry_timeouts=False)
+        job = await _api(
+            teacher,
+            lambda: client.batches.create(
+                input_file_id=file_id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={"source": "distill"},
+            ),
+            retry_timeouts=False,
+        )
         job_id = job.id
     teacher.cache.record_batch(job_id, keys)  # durable before any wait
     teacher.cache.mark_collected(uploaded)
     return job_id
 
 
-async def _wait(client: openai.AsyncOpenAI, teacher: Teacher, batch_id: str, settings: BatchSettings,
-                on_poll: Callable[[str, int, int], None] | None) -> Any:
+async def _wait(
+    client: openai.AsyncOpenAI,
+    teacher: Teacher,
+    batch_id: str,
+    settings: BatchSettings,
+    on_poll: Callable[[str, int, int], None] | None,
+) -> Any:
     deadline = time.monotonic() + settings.timeout_s
     while True:
         job = await _api(teacher, lambda: client.batches.retrieve(batch_id))
@@ -148,8 +173,10 @@ async def _wait(client: openai.AsyncOpenAI, teacher: Teacher, batch_id: str, set
         if job.status in _FINAL:
             return job
         if time.monotonic() > deadline:
-            raise BatchError(f"batch {batch_id} still {job.status} after {settings.timeout_s:.0f} s; "
-                             "`distill resume` re-attaches to it")
+            raise BatchError(
+                f"batch {batch_id} still {job.status} after {settings.timeout_s:.0f} s; "
+                "`distill resume` re-attaches to it"
+            )
         await asyncio.sleep(settings.poll_s)
 
 
@@ -195,8 +222,9 @@ def _tokens(teacher: Teacher, request: TeacherRequest, content: str, usage: dict
     return prompt_token_bound(request.messages), len(content.encode("utf-8"))
 
 
-async def _book(teacher: Teacher, item: _Pending, line: dict[str, Any], schema: type[ParsedT], factor: float,
-                latency: float) -> Completion[ParsedT] | None:
+async def _book(
+    teacher: Teacher, item: _Pending, line: dict[str, Any], schema: type[ParsedT], factor: float, latency: float
+) -> Completion[ParsedT] | None:
     """Validate one output line; cache and journal it. None when it failed or is invalid (asked again later)."""
     reply = _reply(line)
     if reply is None:
@@ -213,8 +241,9 @@ async def _book(teacher: Teacher, item: _Pending, line: dict[str, Any], schema: 
     cost = teacher.ledger.settle(item.reservation, *tokens, price_factor=factor)
     parsed, problem = teacher.validate_reply(content, finish_reason, schema)
     if parsed is None:
-        teacher.journal_call(item.request, item.key, content, tokens, cost, latency, status="invalid_output",
-                             error=problem)
+        teacher.journal_call(
+            item.request, item.key, content, tokens, cost, latency, status="invalid_output", error=problem
+        )
         return None
     # Durable before it is used; the lines of a job are committed together (ResponseCache.aput groups them).
     await teacher.cache.aput(item.key, CachedResponse(content, finish_reason or "stop", *tokens))
@@ -222,16 +251,24 @@ async def _book(teacher: Teacher, item: _Pending, line: dict[str, Any], schema: 
     return Completion(parsed, content, call_id, tokens[0], tokens[1], cost, 1, False)
 
 
-async def _collect(teacher: Teacher, batch_id: str, lines: list[dict[str, Any]], pending: list[_Pending],
-                   schema: type[ParsedT], settings: BatchSettings,
-                   latency: float) -> dict[str, Completion[ParsedT] | None]:
+async def _collect(
+    teacher: Teacher,
+    batch_id: str,
+    lines: list[dict[str, Any]],
+    pending: list[_Pending],
+    schema: type[ParsedT],
+    settings: BatchSettings,
+    latency: float,
+) -> dict[str, Completion[ParsedT] | None]:
     """Book every line of a finished job; a request without a line (a failed or expired job) is settled at 0."""
     by_key = {p.key: p for p in pending}
     matched = [(item, line) for line in lines if (item := by_key.pop(str(line.get("custom_id")), None)) is not None]
-    booked = await asyncio.gather(*(_book(teacher, item, line, schema, settings.price_factor, latency)
-                                    for item, line in matched))
-    done: dict[str, Completion[ParsedT] | None] = {item.key: result
-                                                   for (item, _), result in zip(matched, booked, strict=True)}
+    booked = await asyncio.gather(
+        *(_book(teacher, item, line, schema, settings.price_factor, latency) for item, line in matched)
+    )
+    done: dict[str, Completion[ParsedT] | None] = {
+        item.key: result for (item, _), result in zip(matched, booked, strict=True)
+    }
     for item in by_key.values():  # no line at all: nothing was billed
         teacher.ledger.settle(item.reservation, 0, 0)
         done[item.key] = None
@@ -239,9 +276,15 @@ async def _collect(teacher: Teacher, batch_id: str, lines: list[dict[str, Any]],
     return done
 
 
-async def run_batch(teacher: Teacher, requests: list[TeacherRequest], schema: type[ParsedT],
-                    settings: BatchSettings, *, on_poll: Callable[[str, int, int], None] | None = None,
-                    on_submitted: Callable[[str], None] | None = None) -> list[Completion[ParsedT] | BaseException]:
+async def run_batch(
+    teacher: Teacher,
+    requests: list[TeacherRequest],
+    schema: type[ParsedT],
+    settings: BatchSettings,
+    *,
+    on_poll: Callable[[str, int, int], None] | None = None,
+    on_submitted: Callable[[str], None] | None = None,
+) -> list[Completion[ParsedT] | BaseException]:
     """Answer ``requests`` through Batch API jobs (cache hits and budget refusals aside), in order."""
     client = teacher.client()
     keys = [teacher.cache_key(r) for r in requests]
@@ -254,21 +297,35 @@ async def run_batch(teacher: Teacher, requests: list[TeacherRequest], schema: ty
         batch_id, held = attached[0], set(attached[1])
         mine = [m for m in misses if m[1] in held]
         if mine:
-            results.update(await _run_job(client, teacher, mine, schema, settings, on_poll, on_submitted,
-                                          batch_id=batch_id))
+            results.update(
+                await _run_job(client, teacher, mine, schema, settings, on_poll, on_submitted, batch_id=batch_id)
+            )
         else:  # every line it holds is already cached: nothing left to collect
             teacher.cache.mark_collected(batch_id)
         misses = [m for m in misses if m[1] not in held]
     if misses:
         results.update(await _run_job(client, teacher, misses, schema, settings, on_poll, on_submitted))
-    return list(await asyncio.gather(*(_finish(teacher, request, key, results.get(key), schema)
-                                       for request, key in zip(requests, keys, strict=True))))
+    return list(
+        await asyncio.gather(
+            *(
+                _finish(teacher, request, key, results.get(key), schema)
+                for request, key in zip(requests, keys, strict=True)
+            )
+        )
+    )
 
 
-async def _run_job(client: openai.AsyncOpenAI, teacher: Teacher, misses: list[tuple[TeacherRequest, str]],
-                   schema: type[ParsedT], settings: BatchSettings, on_poll: Callable[[str, int, int], None] | None,
-                   on_submitted: Callable[[str], None] | None, *, batch_id: str = ""
-                   ) -> dict[str, Completion[ParsedT] | BaseException | None]:
+async def _run_job(
+    client: openai.AsyncOpenAI,
+    teacher: Teacher,
+    misses: list[tuple[TeacherRequest, str]],
+    schema: type[ParsedT],
+    settings: BatchSettings,
+    on_poll: Callable[[str, int, int], None] | None,
+    on_submitted: Callable[[str], None] | None,
+    *,
+    batch_id: str = "",
+) -> dict[str, Completion[ParsedT] | BaseException | None]:
     """Reserve, submit (unless re-attaching to ``batch_id``), wait and collect one job."""
     pending, refused = _fit_in_budget(teacher, misses, settings.price_factor, submitted=bool(batch_id))
     results: dict[str, Completion[ParsedT] | BaseException | None] = dict(refused)
@@ -292,9 +349,13 @@ async def _run_job(client: openai.AsyncOpenAI, teacher: Teacher, misses: list[tu
     return results
 
 
-async def _finish(teacher: Teacher, request: TeacherRequest, key: str,
-                  outcome: Completion[ParsedT] | BaseException | None,
-                  schema: type[ParsedT]) -> Completion[ParsedT] | BaseException:
+async def _finish(
+    teacher: Teacher,
+    request: TeacherRequest,
+    key: str,
+    outcome: Completion[ParsedT] | BaseException | None,
+    schema: type[ParsedT],
+) -> Completion[ParsedT] | BaseException:
     """The batch's answer, or the synchronous path's: a cache hit, a refused call, or a line to ask again."""
     if outcome is not None:
         return outcome

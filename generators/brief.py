@@ -31,8 +31,10 @@ def parse_brief(body: dict[str, Any]) -> dict[str, Any]:
     """The brief of a chat-completions request body (the simulator's side)."""
     brief = body.get(BRIEF_FIELD)
     if brief is None:
-        raise BriefError(f"no '{BRIEF_FIELD}' in the request body: the simulator answers distill's gateway, "
-                         "which sends one when the teacher is the simulator")
+        raise BriefError(
+            f"no '{BRIEF_FIELD}' in the request body: the simulator answers distill's gateway, "
+            "which sends one when the teacher is the simulator"
+        )
     if not isinstance(brief, dict) or not isinstance(brief.get("action"), str):
         raise BriefError(f"'{BRIEF_FIELD}' must be a JSON object with a string 'action'")
     return brief

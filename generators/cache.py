@@ -29,8 +29,9 @@ _Row = tuple[str, str, str, int, int, float]
 
 def request_key(payload: dict[str, Any], sample_index: int) -> str:
     """sha256 of the canonical JSON of ``payload`` plus the sample index."""
-    canonical = json.dumps({"request": payload, "sample_index": sample_index}, sort_keys=True,
-                           ensure_ascii=False, separators=(",", ":"))
+    canonical = json.dumps(
+        {"request": payload, "sample_index": sample_index}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -58,8 +59,10 @@ class ResponseCache:
         )
         # Batch API jobs submitted and not yet collected: paid-for work in flight. A resume after a crash
         # re-attaches to the job whose requests it would send again, instead of paying for a new one.
-        self._db.execute("CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, keys_json TEXT NOT NULL,"
-                         " created_at REAL NOT NULL, collected INTEGER NOT NULL DEFAULT 0)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, keys_json TEXT NOT NULL,"
+            " created_at REAL NOT NULL, collected INTEGER NOT NULL DEFAULT 0)"
+        )
         # Reads on their own connection: in WAL mode they never wait for a commit's fsync.
         self._read_lock = threading.Lock()
         self._read_db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -135,15 +138,17 @@ class ResponseCache:
 
     def record_batch(self, batch_id: str, keys: list[str]) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO batches VALUES (?,?,?,0)",
-                             (batch_id, json.dumps(sorted(keys)), time.time()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO batches VALUES (?,?,?,0)", (batch_id, json.dumps(sorted(keys)), time.time())
+            )
 
     def pending_batch(self, keys: list[str]) -> tuple[str, list[str]] | None:
         """The newest uncollected batch holding only requests among ``keys``: (batch id, its keys)."""
         wanted = set(keys)
         with self._lock:
-            rows = self._db.execute("SELECT batch_id, keys_json FROM batches WHERE collected=0"
-                                    " ORDER BY created_at DESC").fetchall()
+            rows = self._db.execute(
+                "SELECT batch_id, keys_json FROM batches WHERE collected=0 ORDER BY created_at DESC"
+            ).fetchall()
         for batch_id, keys_json in rows:
             held = json.loads(keys_json)
             if held and set(held) <= wanted:

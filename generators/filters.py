@@ -117,8 +117,13 @@ def filter_batch(
     return [verdicts[c.id] for c in candidates]
 
 
-def _near_filters(survivors: list[Candidate], train_texts: Sequence[str], protected_texts: Sequence[str],
-                  config: FilterConfig, embed: Embed) -> dict[int, Verdict]:
+def _near_filters(
+    survivors: list[Candidate],
+    train_texts: Sequence[str],
+    protected_texts: Sequence[str],
+    config: FilterConfig,
+    embed: Embed,
+) -> dict[int, Verdict]:
     """Near-leakage against val/test, then near-duplicates against training data and earlier survivors."""
     vectors = embed([c.text for c in survivors])
     leak_sim, _ = _max_similarity(vectors, embed(list(protected_texts)) if protected_texts else vectors[:0])
@@ -128,15 +133,20 @@ def _near_filters(survivors: list[Candidate], train_texts: Sequence[str], protec
     accepted: list[int] = []
     for i, cand in enumerate(survivors):
         if leak_sim[i] >= config.leakage_threshold:
-            verdicts[cand.id] = Verdict(cand.id, "leakage", False,
-                                        f"near-equal to a validation/test text (cosine {leak_sim[i]:.3f})",
-                                        float(leak_sim[i]))
+            verdicts[cand.id] = Verdict(
+                cand.id,
+                "leakage",
+                False,
+                f"near-equal to a validation/test text (cosine {leak_sim[i]:.3f})",
+                float(leak_sim[i]),
+            )
             continue
         within = float((vectors[accepted] @ vectors[i]).max()) if accepted else 0.0
         best = max(float(dup_sim[i]), within)
         if best >= config.near_duplicate_threshold:
-            verdicts[cand.id] = Verdict(cand.id, "near_duplicate", False,
-                                        f"near-duplicate of a kept example (cosine {best:.3f})", best)
+            verdicts[cand.id] = Verdict(
+                cand.id, "near_duplicate", False, f"near-duplicate of a kept example (cosine {best:.3f})", best
+            )
             continue
         accepted.append(i)
     return verdicts

@@ -17,8 +17,13 @@ from generators.teacher import TeacherRequest
 # Attribute diversity (DESIGN §3): each batch asks for a different mix, so the data is not one voice.
 LENGTHS = ("short", "medium", "long")
 REGISTERS = ("casual", "formal", "terse", "frustrated", "polite")
-PERSONAS = ("a first-time user", "a long-time customer", "a non-native speaker", "someone in a hurry",
-            "a detail-oriented person")
+PERSONAS = (
+    "a first-time user",
+    "a long-time customer",
+    "a non-native speaker",
+    "someone in a hurry",
+    "a detail-oriented person",
+)
 DIFFICULTIES = ("clear-cut", "subtle, close to other labels", "indirect, no key words")
 
 
@@ -51,8 +56,12 @@ class Feedback:
 
 
 def attributes(rng: random.Random) -> dict[str, str]:
-    return {"length": rng.choice(LENGTHS), "register": rng.choice(REGISTERS),
-            "persona": rng.choice(PERSONAS), "difficulty": rng.choice(DIFFICULTIES)}
+    return {
+        "length": rng.choice(LENGTHS),
+        "register": rng.choice(REGISTERS),
+        "persona": rng.choice(PERSONAS),
+        "difficulty": rng.choice(DIFFICULTIES),
+    }
 
 
 def _describe(attrs: dict[str, str]) -> str:
@@ -68,8 +77,17 @@ def split_counts(total: int, per_call: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(calls)]
 
 
-def seed_requests(task: TaskInfo, label: str, n: int, *, per_call: int, rng: random.Random,
-                  examples: list[str], round: int = 0, purpose: str = "seed") -> list[TeacherRequest]:
+def seed_requests(
+    task: TaskInfo,
+    label: str,
+    n: int,
+    *,
+    per_call: int,
+    rng: random.Random,
+    examples: list[str],
+    round: int = 0,
+    purpose: str = "seed",
+) -> list[TeacherRequest]:
     """Round-0 (or uniform-baseline) requests for ``n`` examples of ``label``, diverse by attributes."""
     template = get_template("seed_generate")
     requests = []
@@ -77,13 +95,27 @@ def seed_requests(task: TaskInfo, label: str, n: int, *, per_call: int, rng: ran
         attrs = attributes(rng)
         shown = rng.sample(examples, min(3, len(examples)))
         existing = ("Existing examples (do not copy):\n" + "\n".join(f"- {t}" for t in shown)) if shown else ""
-        variables = {"task_description": task.description, "taxonomy": task.taxonomy(), "n": count,
-                     "label": label, "label_description": task.labels[label], "attributes": _describe(attrs),
-                     "existing": existing}
-        brief = {"action": "generate", "label": label, "n": count, "like": shown, "avoid": [],
-                 "attributes": attrs, "purpose": purpose}
-        requests.append(template.request(variables, brief, items=count, sample_index=index, round=round,
-                                         labels=list(task.labels)))
+        variables = {
+            "task_description": task.description,
+            "taxonomy": task.taxonomy(),
+            "n": count,
+            "label": label,
+            "label_description": task.labels[label],
+            "attributes": _describe(attrs),
+            "existing": existing,
+        }
+        brief = {
+            "action": "generate",
+            "label": label,
+            "n": count,
+            "like": shown,
+            "avoid": [],
+            "attributes": attrs,
+            "purpose": purpose,
+        }
+        requests.append(
+            template.request(variables, brief, items=count, sample_index=index, round=round, labels=list(task.labels))
+        )
     return requests
 
 
@@ -92,13 +124,16 @@ def _bullets(lines: list[str]) -> str:
 
 
 def _report_table(report: dict[str, dict[str, float]]) -> str:
-    rows = [f"{label}: P={m['precision']:.2f} R={m['recall']:.2f} F1={m['f1']:.2f} n={int(m['support'])}"
-            for label, m in sorted(report.items(), key=lambda kv: kv[1]["f1"])]
+    rows = [
+        f"{label}: P={m['precision']:.2f} R={m['recall']:.2f} F1={m['f1']:.2f} n={int(m['support'])}"
+        for label, m in sorted(report.items(), key=lambda kv: kv[1]["f1"])
+    ]
     return "\n".join(rows)
 
 
-def pgkd_requests(task: TaskInfo, feedback: Feedback, label: str, n: int, *, per_call: int,
-                  rng: random.Random, shown: int) -> list[TeacherRequest]:
+def pgkd_requests(
+    task: TaskInfo, feedback: Feedback, label: str, n: int, *, per_call: int, rng: random.Random, shown: int
+) -> list[TeacherRequest]:
     """PGKD requests for ``n`` new examples of ``label``, grounded in the student's feedback-split errors.
 
     The brief's ``like`` holds texts *truly of this label* (missed ones first, then correct ones): the
@@ -117,20 +152,35 @@ def pgkd_requests(task: TaskInfo, feedback: Feedback, label: str, n: int, *, per
         hard = info.hard_negatives[:shown]
         guideline = feedback.guidelines.get(label, "")
         variables = {
-            "task_description": task.description, "taxonomy": task.taxonomy(), "round": feedback.round,
-            "report": _report_table(feedback.report), "confusions": _bullets(confusions), "label": label,
-            "label_description": task.labels[label], "label_f1": f"{info.f1:.2f}",
+            "task_description": task.description,
+            "taxonomy": task.taxonomy(),
+            "round": feedback.round,
+            "report": _report_table(feedback.report),
+            "confusions": _bullets(confusions),
+            "label": label,
+            "label_description": task.labels[label],
+            "label_f1": f"{info.f1:.2f}",
             "correct": _bullets(correct),
             "misclassified": _bullets([f"{t} (student said: {p})" for t, p in missed]),
             "hard_negatives": _bullets([f"{t} (really {g}; student {c:.0%} sure)" for t, g, c in hard]),
             "guidelines": f"Labeling guideline for this label: {guideline}" if guideline else "",
-            "n": count, "attributes": _describe(attrs),
+            "n": count,
+            "attributes": _describe(attrs),
         }
-        brief = {"action": "generate", "label": label, "n": count,
-                 "like": [t for t, _ in missed] + correct, "avoid": [t for t, _, _ in hard],
-                 "attributes": attrs, "purpose": "pgkd"}
-        requests.append(template.request(variables, brief, items=count, sample_index=index, round=feedback.round,
-                                         labels=list(task.labels)))
+        brief = {
+            "action": "generate",
+            "label": label,
+            "n": count,
+            "like": [t for t, _ in missed] + correct,
+            "avoid": [t for t, _, _ in hard],
+            "attributes": attrs,
+            "purpose": "pgkd",
+        }
+        requests.append(
+            template.request(
+                variables, brief, items=count, sample_index=index, round=feedback.round, labels=list(task.labels)
+            )
+        )
     return requests
 
 
@@ -139,11 +189,15 @@ def label_requests(task: TaskInfo, texts: list[str], *, per_call: int, round: in
     template = get_template("label")
     requests = []
     for start in range(0, len(texts), per_call):
-        chunk = texts[start:start + per_call]
-        variables = {"task_description": task.description, "taxonomy": task.taxonomy(),
-                     "numbered_texts": "\n".join(f"{i}. {t}" for i, t in enumerate(chunk))}
+        chunk = texts[start : start + per_call]
+        variables = {
+            "task_description": task.description,
+            "taxonomy": task.taxonomy(),
+            "numbered_texts": "\n".join(f"{i}. {t}" for i, t in enumerate(chunk)),
+        }
         brief = {"action": "label", "labels": list(task.labels), "texts": chunk}
         # Temperature 0: a label is a judgement, not a creative draw (the profile drops it where not allowed).
-        requests.append(template.request(variables, brief, items=len(chunk), round=round, temperature=0.0,
-                                         labels=list(task.labels)))
+        requests.append(
+            template.request(variables, brief, items=len(chunk), round=round, temperature=0.0, labels=list(task.labels))
+        )
     return requests

@@ -27,8 +27,7 @@ def pooled_http_client(max_concurrency: int, timeout_s: float) -> httpx2.AsyncCl
     slots = max_concurrency
     if slots <= POOL_CONNECTIONS or any(scheme in ("http", "https", "all") for scheme in getproxies()):
         return None
-    return openai.DefaultAsyncHttpxClient(timeout=timeout_s,
-                                          transport=_PoolShards(-(-slots // POOL_CONNECTIONS)))
+    return openai.DefaultAsyncHttpxClient(timeout=timeout_s, transport=_PoolShards(-(-slots // POOL_CONNECTIONS)))
 
 
 class _PoolShards(httpx2.AsyncBaseTransport):
@@ -36,8 +35,9 @@ class _PoolShards(httpx2.AsyncBaseTransport):
 
     def __init__(self, count: int) -> None:
         ssl_context = httpx2.create_ssl_context()  # one for all pools: loading the CA bundle is slow
-        limits = httpx2.Limits(max_connections=max(POOL_CONNECTIONS, 1000 // count),
-                               max_keepalive_connections=POOL_CONNECTIONS)
+        limits = httpx2.Limits(
+            max_connections=max(POOL_CONNECTIONS, 1000 // count), max_keepalive_connections=POOL_CONNECTIONS
+        )
         self._pools = [httpx2.AsyncHTTPTransport(verify=ssl_context, limits=limits) for _ in range(count)]
         self._in_flight = [0] * count
 
@@ -89,6 +89,7 @@ def read_completion(response: httpx2.Response) -> tuple[str, str, tuple[int, int
         if not isinstance(content, str):
             raise TypeError("message.content is not a string")
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise openai.APIResponseValidationError(response=response, body=response.text,
-                                                message=f"not a chat completion: {exc!r}") from None
+        raise openai.APIResponseValidationError(
+            response=response, body=response.text, message=f"not a chat completion: {exc!r}"
+        ) from None
     return content, finish_reason, tokens

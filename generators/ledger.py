@@ -64,8 +64,14 @@ def prompt_token_bound(messages: list[dict[str, str]]) -> int:
 class Ledger:
     """Thread- and task-safe spend accounting with reservations."""
 
-    def __init__(self, prices: Prices, max_usd: float | None = None, max_tokens: int | None = None,
-                 spent_usd: float = 0.0, spent_tokens: int = 0) -> None:
+    def __init__(
+        self,
+        prices: Prices,
+        max_usd: float | None = None,
+        max_tokens: int | None = None,
+        spent_usd: float = 0.0,
+        spent_tokens: int = 0,
+    ) -> None:
         self.prices = prices
         self.max_usd = max_usd
         self.max_tokens = max_tokens
@@ -89,8 +95,9 @@ class Ledger:
             self._tokens_per_byte = max(self._tokens_per_byte, seen) if self._observed else seen
             self._observed = True
 
-    def reserve(self, prompt_bytes: int, wanted_output: int, *, min_output: int | None = None,
-                price_factor: float = 1.0) -> Reservation:
+    def reserve(
+        self, prompt_bytes: int, wanted_output: int, *, min_output: int | None = None, price_factor: float = 1.0
+    ) -> Reservation:
         """Reserve a prompt of ``prompt_bytes`` and up to ``wanted_output`` output tokens, or raise ``BudgetExceeded``.
 
         The output allowance shrinks to what the budget affords, but never below ``min_output``
@@ -102,8 +109,10 @@ class Ledger:
             allowed = min(wanted_output, self._affordable_output(tokens_in_bound, price_factor))
             if allowed < max(floor, 1):
                 alone = min(wanted_output, self._affordable_output(tokens_in_bound, price_factor, in_flight=False))
-                raise BudgetExceeded(self._refusal(tokens_in_bound, floor, price_factor),
-                                     wait=alone >= max(floor, 1) and self._reserved_tokens > 0)
+                raise BudgetExceeded(
+                    self._refusal(tokens_in_bound, floor, price_factor),
+                    wait=alone >= max(floor, 1) and self._reserved_tokens > 0,
+                )
             usd = self.prices.cost(tokens_in_bound, allowed) * price_factor
             reservation = Reservation(usd, tokens_in_bound + allowed, allowed, prompt_bytes)
             self._reserved_usd += reservation.usd
@@ -126,10 +135,14 @@ class Ledger:
     def _refusal(self, tokens_in_bound: int, needed_output: int, price_factor: float) -> str:
         usd = self.prices.cost(tokens_in_bound, needed_output) * price_factor
         if self.max_usd is not None and self.spent_usd + self._reserved_usd + usd > self.max_usd:
-            return (f"budget.max_usd={format_usd(self.max_usd)}: spent {format_usd(self.spent_usd)}, in flight "
-                    f"{format_usd(self._reserved_usd)}, the next call needs up to {format_usd(usd)}")
-        return (f"budget.max_teacher_tokens={self.max_tokens}: spent {self.spent_tokens}, in flight "
-                f"{self._reserved_tokens}, the next call needs up to {tokens_in_bound + needed_output}")
+            return (
+                f"budget.max_usd={format_usd(self.max_usd)}: spent {format_usd(self.spent_usd)}, in flight "
+                f"{format_usd(self._reserved_usd)}, the next call needs up to {format_usd(usd)}"
+            )
+        return (
+            f"budget.max_teacher_tokens={self.max_tokens}: spent {self.spent_tokens}, in flight "
+            f"{self._reserved_tokens}, the next call needs up to {tokens_in_bound + needed_output}"
+        )
 
     def settle(self, reservation: Reservation, tokens_in: int, tokens_out: int, *, price_factor: float = 1.0) -> float:
         """Release a reservation and book the actual usage (zero for a failed call); returns its cost."""

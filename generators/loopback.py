@@ -38,8 +38,16 @@ def v1_url(sock: socket.socket) -> str:
 def uvicorn_config(app: Any, *, library: bool) -> uvicorn.Config:
     # As a library, leave the host process's logging configuration alone (log_config=None).
     extra: dict[str, Any] = {"log_config": None} if library else {}
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
-                          http="h11", timeout_graceful_shutdown=2, **extra)
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop="asyncio",
+        http="h11",
+        timeout_graceful_shutdown=2,
+        **extra,
+    )
 
 
 class BackgroundServer:
@@ -56,8 +64,12 @@ class BackgroundServer:
         """Serve ``app``; returns the base URL (``http://host:port/v1``)."""
         self._sock = bind_socket(self._host, self._port)
         self._server = uvicorn.Server(uvicorn_config(app, library=True))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name=f"distill-{self.name.replace(' ', '-')}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            name=f"distill-{self.name.replace(' ', '-')}",
+            daemon=True,
+        )
         url = v1_url(self._sock)
         self._thread.start()
         deadline = time.monotonic() + self._startup_timeout_s

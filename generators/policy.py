@@ -206,8 +206,9 @@ class Policy:
         try:
             return self._by_flow[flow_id]
         except KeyError:
-            raise PolicyLookupError(f"unknown flow {flow_id!r}; the policy has flows: "
-                                    f"{', '.join(self.flow_ids)}") from None
+            raise PolicyLookupError(
+                f"unknown flow {flow_id!r}; the policy has flows: {', '.join(self.flow_ids)}"
+            ) from None
 
     def has_flow(self, flow_id: str) -> bool:
         return flow_id in self._by_flow
@@ -380,16 +381,20 @@ def _check_consistency(general: tuple[Criterion, ...], flows: tuple[Flow, ...], 
         seen_flows.add(flow.id)
         for intent in flow.intents:
             if intent in owner:
-                raise PolicyError(f"{source}: intent {intent!r} is in flows {owner[intent]!r} and {flow.id!r}; "
-                                  "an intent belongs to one flow")
+                raise PolicyError(
+                    f"{source}: intent {intent!r} is in flows {owner[intent]!r} and {flow.id!r}; "
+                    "an intent belongs to one flow"
+                )
             owner[intent] = flow.id
         _unique_ids((*general, *flow.criteria), f"{source}: flow {flow.id!r}")
         for criterion in flow.criteria:
             first = definitions.setdefault(criterion.id, (flow.id, criterion))
             # Strategies are filed by criterion id, so one id must mean one requirement everywhere.
             if first[1] != criterion:
-                raise PolicyError(f"{source}: flow {flow.id!r}, criterion {criterion.id!r} differs from the "
-                                  f"criterion of the same id in {first[0]!r}; use a YAML anchor or a new id")
+                raise PolicyError(
+                    f"{source}: flow {flow.id!r}, criterion {criterion.id!r} differs from the "
+                    f"criterion of the same id in {first[0]!r}; use a YAML anchor or a new id"
+                )
 
 
 def _unique_ids(criteria: Iterable[Criterion], where: str) -> None:

@@ -63,16 +63,32 @@ class PromptTemplate:
     def output_tokens(self, items: int) -> int:
         return self.output_tokens_base + self.output_tokens_per_item * max(items, 1)
 
-    def request(self, variables: dict[str, Any], brief: dict[str, Any], *, items: int = 1, sample_index: int = 0,
-                round: int | None = None, temperature: float | None = None,
-                labels: list[str] | None = None) -> TeacherRequest:
+    def request(
+        self,
+        variables: dict[str, Any],
+        brief: dict[str, Any],
+        *,
+        items: int = 1,
+        sample_index: int = 0,
+        round: int | None = None,
+        temperature: float | None = None,
+        labels: list[str] | None = None,
+    ) -> TeacherRequest:
         """The teacher request for these variables; ``labels`` narrows the reply's label fields to an enum."""
         if brief.get("action") != self.action:
             raise PromptError(f"prompt {self.id}: brief action {brief.get('action')!r} != {self.action!r}")
         schema = label_schema(self.output_schema, labels) if labels else self.output_schema
-        return TeacherRequest(self.id, self.version, self.render(variables), schema, sample_index=sample_index,
-                              temperature=temperature, output_tokens=self.output_tokens(items), round=round,
-                              brief=brief)
+        return TeacherRequest(
+            self.id,
+            self.version,
+            self.render(variables),
+            schema,
+            sample_index=sample_index,
+            temperature=temperature,
+            output_tokens=self.output_tokens(items),
+            round=round,
+            brief=brief,
+        )
 
 
 def strict_problems(schema: dict[str, Any], where: str = "output_schema") -> list[str]:
@@ -111,8 +127,9 @@ def label_schema(schema: dict[str, Any], labels: list[str]) -> dict[str, Any]:
 
 
 def _output_tokens(path: Path, value: Any) -> tuple[int, int]:
-    if not isinstance(value, dict) or not all(isinstance(value.get(k), int) and value[k] >= 0
-                                              for k in ("base", "per_item")):
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(k), int) and value[k] >= 0 for k in ("base", "per_item")
+    ):
         raise PromptError(f"{path}: output_tokens must be a mapping with integer 'base' and 'per_item' ≥ 0")
     return value["base"], value["per_item"]
 
@@ -131,9 +148,15 @@ def load_template(path: Path) -> PromptTemplate:
         raise PromptError(f"{path}: output_schema is not strict-valid: {'; '.join(problems)}")
     base, per_item = _output_tokens(path, data["output_tokens"])
     return PromptTemplate(
-        id=str(data["id"]), version=data["version"], action=str(data["action"]), system=str(data["system"]),
-        user=str(data["user"]), output_schema=dict(data["output_schema"]), output_tokens_base=base,
-        output_tokens_per_item=per_item, description=str(data.get("description", "")),
+        id=str(data["id"]),
+        version=data["version"],
+        action=str(data["action"]),
+        system=str(data["system"]),
+        user=str(data["user"]),
+        output_schema=dict(data["output_schema"]),
+        output_tokens_base=base,
+        output_tokens_per_item=per_item,
+        description=str(data.get("description", "")),
     )
 
 

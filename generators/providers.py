@@ -32,8 +32,11 @@ StructuredOutput = Literal["json_schema", "json_object_schema", "json_object", "
 PROVIDERS = ("openai", "anthropic", "vllm", "ollama", "llama_cpp", "generic")
 
 # From strongest to weakest: a provider that rejects one mode is asked with the next.
-_STRUCTURED_FALLBACK: dict[str, StructuredOutput] = {"json_schema": "json_object", "json_object_schema": "json_object",
-                                                     "json_object": "prompt"}
+_STRUCTURED_FALLBACK: dict[str, StructuredOutput] = {
+    "json_schema": "json_object",
+    "json_object_schema": "json_object",
+    "json_object": "prompt",
+}
 # Reasoning models spend completion tokens on hidden reasoning before the answer: OpenAI's
 # max_completion_tokens bounds both, so the answer needs this much room on top of its own size.
 _REASONING_ALLOWANCE = 2048
@@ -68,18 +71,35 @@ class ProviderProfile:
 
 _OPENAI_URL = "https://api.openai.com/v1"
 PROFILES: dict[str, ProviderProfile] = {
-    "openai": ProviderProfile("openai", token_limit_param="max_completion_tokens", default_base_url=_OPENAI_URL,
-                              default_api_key_env="OPENAI_API_KEY"),
-    "openai-reasoning": ProviderProfile("openai-reasoning", token_limit_param="max_completion_tokens",
-                                        sends_temperature=False, reasoning_allowance=_REASONING_ALLOWANCE,
-                                        default_base_url=_OPENAI_URL, default_api_key_env="OPENAI_API_KEY"),
-    "anthropic": ProviderProfile("anthropic", max_temperature=1.0, structured_output="prompt",
-                                 default_base_url="https://api.anthropic.com/v1/",
-                                 default_api_key_env="ANTHROPIC_API_KEY"),
+    "openai": ProviderProfile(
+        "openai",
+        token_limit_param="max_completion_tokens",
+        default_base_url=_OPENAI_URL,
+        default_api_key_env="OPENAI_API_KEY",
+    ),
+    "openai-reasoning": ProviderProfile(
+        "openai-reasoning",
+        token_limit_param="max_completion_tokens",
+        sends_temperature=False,
+        reasoning_allowance=_REASONING_ALLOWANCE,
+        default_base_url=_OPENAI_URL,
+        default_api_key_env="OPENAI_API_KEY",
+    ),
+    "anthropic": ProviderProfile(
+        "anthropic",
+        max_temperature=1.0,
+        structured_output="prompt",
+        default_base_url="https://api.anthropic.com/v1/",
+        default_api_key_env="ANTHROPIC_API_KEY",
+    ),
     "vllm": ProviderProfile("vllm", default_base_url="http://127.0.0.1:8000/v1", needs_key=False),
     "ollama": ProviderProfile("ollama", default_base_url="http://127.0.0.1:11434/v1", needs_key=False),
-    "llama_cpp": ProviderProfile("llama_cpp", structured_output="json_object_schema",
-                                 default_base_url="http://127.0.0.1:8080/v1", needs_key=False),
+    "llama_cpp": ProviderProfile(
+        "llama_cpp",
+        structured_output="json_object_schema",
+        default_base_url="http://127.0.0.1:8080/v1",
+        needs_key=False,
+    ),
     # Unknown servers: the parameter every server knows, and JSON asked for in the prompt only.
     "generic": ProviderProfile("generic", structured_output="prompt", reports_usage=False, needs_key=False),
 }
@@ -97,8 +117,9 @@ def profile_for(provider: str, model: str) -> ProviderProfile:
 # ---------------------------------------------------------------------------------------------- the wire request
 
 
-def request_params(profile: ProviderProfile, *, temperature: float, max_output_tokens: int, schema_name: str,
-                   schema: dict[str, Any]) -> dict[str, Any]:
+def request_params(
+    profile: ProviderProfile, *, temperature: float, max_output_tokens: int, schema_name: str, schema: dict[str, Any]
+) -> dict[str, Any]:
     """The sampling, length and format parameters of one request, phrased for ``profile``."""
     params: dict[str, Any] = {profile.token_limit_param: max_output_tokens}
     if profile.sends_temperature:
@@ -106,8 +127,10 @@ def request_params(profile: ProviderProfile, *, temperature: float, max_output_t
     if profile.reasoning_effort:
         params["reasoning_effort"] = profile.reasoning_effort
     if profile.structured_output == "json_schema":
-        params["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": schema_name, "schema": schema, "strict": profile.strict_schema}}
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name, "schema": schema, "strict": profile.strict_schema},
+        }
     elif profile.structured_output == "json_object_schema":
         params["response_format"] = {"type": "json_object", "schema": schema}
     elif profile.structured_output == "json_object":
@@ -155,10 +178,13 @@ def adapt(profile: ProviderProfile, message: str, param: str | None) -> Adaptati
         return Adaptation(replace(profile, reasoning_effort=None), "reasoning_effort rejected: not sent")
     if name == "response_format" or (name is None and "schema" in message.lower()):
         if profile.structured_output == "json_schema" and profile.strict_schema:
-            return Adaptation(replace(profile, strict_schema=False),
-                              "strict json_schema rejected: sending the schema without strict")
+            return Adaptation(
+                replace(profile, strict_schema=False), "strict json_schema rejected: sending the schema without strict"
+            )
         weaker = _STRUCTURED_FALLBACK.get(profile.structured_output)
         if weaker:
-            return Adaptation(replace(profile, structured_output=weaker),
-                              f"response_format {profile.structured_output} rejected: using {weaker}")
+            return Adaptation(
+                replace(profile, structured_output=weaker),
+                f"response_format {profile.structured_output} rejected: using {weaker}",
+            )
     return None

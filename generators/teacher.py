@@ -159,8 +159,7 @@ def retry_after_seconds(exc: BaseException) -> float | None:
 class Teacher:
     """Async gateway to an OpenAI-compatible teacher with retries, cache, budget and journal."""
 
-    def __init__(self, config: TeacherConfig, *, cache: ResponseCache, ledger: Ledger,
-                 journal: CallJournal) -> None:
+    def __init__(self, config: TeacherConfig, *, cache: ResponseCache, ledger: Ledger, journal: CallJournal) -> None:
         self.config = config
         self.cache = cache
         self.ledger = ledger
@@ -179,7 +178,9 @@ class Teacher:
         # Created lazily inside the running loop: asyncio primitives bind to the loop that uses them.
         if self._client is None or self._semaphore is None:
             self._client = openai.AsyncOpenAI(
-                base_url=self.config.base_url, api_key=self.config.api_key, max_retries=0,
+                base_url=self.config.base_url,
+                api_key=self.config.api_key,
+                max_retries=0,
                 timeout=self.config.timeout_s,
                 http_client=pooled_http_client(self.config.max_concurrency, self.config.timeout_s),
             )
@@ -203,8 +204,15 @@ class Teacher:
         cached = self.cache.get(key)
         if cached is not None:
             parsed = schema_model.model_validate_json(extract_json(cached.content))
-            call_id = self._journal(request, key, _Attempt(cached.content, cached.finish_reason, 0, 0, 0),
-                                    cost=0.0, latency=0.0, cache_hit=True, status="ok")
+            call_id = self._journal(
+                request,
+                key,
+                _Attempt(cached.content, cached.finish_reason, 0, 0, 0),
+                cost=0.0,
+                latency=0.0,
+                cache_hit=True,
+                status="ok",
+            )
             return Completion(parsed, cached.content, call_id, 0, 0, 0.0, 0, True)
         return await self._complete_uncached(request, schema_model, key)
 
@@ -216,8 +224,18 @@ class Teacher:
         payload = self._payload(request, request.messages, max_output_tokens)
         return {**{k: v for k, v in payload.items() if k != "extra_body"}, **payload.get("extra_body", {})}
 
-    def journal_call(self, request: TeacherRequest, key: str, content: str, tokens: tuple[int, int], cost: float,
-                     latency: float, *, status: str, error: str | None = None) -> int:
+    def journal_call(
+        self,
+        request: TeacherRequest,
+        key: str,
+        content: str,
+        tokens: tuple[int, int],
+        cost: float,
+        latency: float,
+        *,
+        status: str,
+        error: str | None = None,
+    ) -> int:
         """Journal a call answered outside ``complete`` (a Batch API line)."""
         attempt = _Attempt(content, "stop", tokens[0], tokens[1], 1)
         return self._journal(request, key, attempt, cost, latency, cache_hit=False, status=status, error=error)
@@ -225,16 +243,21 @@ class Teacher:
     def _identity(self, request: TeacherRequest) -> dict[str, Any]:
         """What the answer depends on: the cache key. Not the wire phrasing (profile, adaptations, output cap),
         so an adapted or budget-capped request still finds the answer paid for before."""
-        return {"model": self.config.model, "messages": request.messages, "schema": request.schema,
-                "temperature": self._temperature(request)}
+        return {
+            "model": self.config.model,
+            "messages": request.messages,
+            "schema": request.schema,
+            "temperature": self._temperature(request),
+        }
 
     def _temperature(self, request: TeacherRequest) -> float:
         return self.config.temperature if request.temperature is None else request.temperature
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _complete_uncached(self, request: TeacherRequest, schema_model: type[ParsedT],
-                                 key: str) -> Completion[ParsedT]:
+    async def _complete_uncached(
+        self, request: TeacherRequest, schema_model: type[ParsedT], key: str
+    ) -> Completion[ParsedT]:
         """Send, validate, and on invalid output re-ask once (showing the model its reply and the problem).
 
         If the re-ask is invalid too, the exchange starts over from the original request, up to
@@ -246,8 +269,9 @@ class Teacher:
             attempt, cost, latency = await self._send_and_book(request, request.messages, key)
             parsed, problem = self._validate(attempt, schema_model)
             if parsed is None:
-                self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output",
-                              error=problem)
+                self._journal(
+                    request, key, attempt, cost, latency, cache_hit=False, status="invalid_output", error=problem
+                )
                 reask = self._reask_messages(request, attempt.content, problem)
                 attempt, cost, latency = await self._send_and_book(request, reask, key)
                 parsed, problem = self._validate(attempt, schema_model)
@@ -262,18 +286,26 @@ class Teacher:
                     self._journal(request, key, attempt, cost, latency, cache_hit=False, status="ok")
                     raise
                 call_id = self._journal(request, key, attempt, cost, latency, cache_hit=False, status="ok")
-                return Completion(parsed, attempt.content, call_id, attempt.tokens_in, attempt.tokens_out, cost,
-                                  attempt.attempts, False)
-            self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output",
-                          error=problem)
+                return Completion(
+                    parsed,
+                    attempt.content,
+                    call_id,
+                    attempt.tokens_in,
+                    attempt.tokens_out,
+                    cost,
+                    attempt.attempts,
+                    False,
+                )
+            self._journal(request, key, attempt, cost, latency, cache_hit=False, status="invalid_output", error=problem)
         raise InvalidOutput(f"{request.prompt_id}: teacher output invalid after re-asking: {problem}")
 
     def _wanted_output_tokens(self, request: TeacherRequest) -> int:
         """The call's output bound: its template's size, plus hidden reasoning, under the configured ceiling."""
         return min(self.config.max_output_tokens, request.output_tokens + self.profile.reasoning_allowance)
 
-    async def _send_and_book(self, request: TeacherRequest, messages: list[dict[str, str]],
-                             key: str) -> tuple[_Attempt, float, float]:
+    async def _send_and_book(
+        self, request: TeacherRequest, messages: list[dict[str, str]], key: str
+    ) -> tuple[_Attempt, float, float]:
         """Take a concurrency slot, reserve the budget, send (adapting to the provider), settle the ledger."""
         _client, semaphore = self._ensure_client()
         attempts_box = [0]
@@ -287,11 +319,22 @@ class Teacher:
                 self.ledger.settle(reservation, 0, 0)
                 await self._announce_settled()
                 failed = _Attempt("", "", 0, 0, attempts_box[0])
-                self._journal(request, key, failed, 0.0, time.monotonic() - started, cache_hit=False,
-                              status="error", error=self._scrub(f"{type(exc).__name__}: {exc}"))
+                self._journal(
+                    request,
+                    key,
+                    failed,
+                    0.0,
+                    time.monotonic() - started,
+                    cache_hit=False,
+                    status="error",
+                    error=self._scrub(f"{type(exc).__name__}: {exc}"),
+                )
                 if isinstance(exc, openai.OpenAIError):
-                    raise TeacherError(self._scrub(f"{request.prompt_id}: teacher call failed after "
-                                                   f"{attempts_box[0]} attempt(s): {exc}")) from None
+                    raise TeacherError(
+                        self._scrub(
+                            f"{request.prompt_id}: teacher call failed after {attempts_box[0]} attempt(s): {exc}"
+                        )
+                    ) from None
                 raise
             cost = self.ledger.settle(reservation, attempt.tokens_in, attempt.tokens_out)
         await self._announce_settled()
@@ -324,8 +367,9 @@ class Teacher:
             async with self._settled:
                 self._settled.notify_all()
 
-    async def _send_adapting(self, request: TeacherRequest, messages: list[dict[str, str]],
-                             reservation: Reservation, attempts_box: list[int]) -> _Attempt:
+    async def _send_adapting(
+        self, request: TeacherRequest, messages: list[dict[str, str]], reservation: Reservation, attempts_box: list[int]
+    ) -> _Attempt:
         """Send; a 400 that names a parameter this provider does not take changes the profile once, then resends.
 
         A 400 is not billed, so adapting costs nothing; any other 4xx, or a 400 we cannot map to a
@@ -348,8 +392,9 @@ class Teacher:
                 continue
             attempt.adaptation = "; ".join(adopted) or None
             return attempt
-        raise TeacherError(f"{request.prompt_id}: still rejected after {MAX_ADAPTATIONS} adaptations: "
-                           f"{'; '.join(self.adaptations)}")
+        raise TeacherError(
+            f"{request.prompt_id}: still rejected after {MAX_ADAPTATIONS} adaptations: {'; '.join(self.adaptations)}"
+        )
 
     def _adopt(self, adaptation: Adaptation) -> None:
         """Keep ``adaptation`` for the rest of the run (concurrent calls may report the same one: once is enough)."""
@@ -357,8 +402,9 @@ class Teacher:
             self.adaptations.append(adaptation.description)
         self.profile = adaptation.profile
 
-    async def _send_with_retries(self, payload: dict[str, Any], messages: list[dict[str, str]],
-                                 attempts_box: list[int]) -> _Attempt:
+    async def _send_with_retries(
+        self, payload: dict[str, Any], messages: list[dict[str, str]], attempts_box: list[int]
+    ) -> _Attempt:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self.config.max_attempts),
@@ -398,24 +444,30 @@ class Teacher:
         body = {k: v for k, v in payload.items() if k != "extra_body"}
         if extra:
             body.update(extra)
-        response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response,
-                                     options=_CHAT_OPTIONS)
+        response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response, options=_CHAT_OPTIONS)
         content, finish_reason, usage = read_completion(response)
         if usage is not None and self.profile.reports_usage:
             tokens_in, tokens_out = usage
         else:  # no usage reported: book a safe upper bound (a token is at least one byte)
             tokens_in, tokens_out = prompt_token_bound(messages), len(content.encode("utf-8"))
-        return _Attempt(content=content, finish_reason=finish_reason, tokens_in=tokens_in,
-                        tokens_out=tokens_out, attempts=1)
+        return _Attempt(
+            content=content, finish_reason=finish_reason, tokens_in=tokens_in, tokens_out=tokens_out, attempts=1
+        )
 
-    def _payload(self, request: TeacherRequest, messages: list[dict[str, str]],
-                 max_output_tokens: int) -> dict[str, Any]:
+    def _payload(
+        self, request: TeacherRequest, messages: list[dict[str, str]], max_output_tokens: int
+    ) -> dict[str, Any]:
         """The request as this provider takes it; the brief rides along only to the simulator."""
         payload: dict[str, Any] = {
-            "model": self.config.model, "messages": messages,
-            **request_params(self.profile, temperature=self._temperature(request),
-                             max_output_tokens=max_output_tokens, schema_name=request.prompt_id,
-                             schema=request.schema),
+            "model": self.config.model,
+            "messages": messages,
+            **request_params(
+                self.profile,
+                temperature=self._temperature(request),
+                max_output_tokens=max_output_tokens,
+                schema_name=request.prompt_id,
+                schema=request.schema,
+            ),
         }
         if self.config.send_brief and request.brief is not None:
             payload["extra_body"] = brief_body(request.brief)
@@ -437,19 +489,47 @@ class Teacher:
 
     @staticmethod
     def _reask_messages(request: TeacherRequest, bad_content: str, problem: str) -> list[dict[str, str]]:
-        fix = (f"Your previous reply could not be used: {problem}. Reply again with only one JSON object "
-               "that matches the requested format, no prose, shorter if needed.")
-        return [*request.messages, {"role": "assistant", "content": bad_content[:2000]},
-                {"role": "user", "content": fix}]
+        fix = (
+            f"Your previous reply could not be used: {problem}. Reply again with only one JSON object "
+            "that matches the requested format, no prose, shorter if needed."
+        )
+        return [
+            *request.messages,
+            {"role": "assistant", "content": bad_content[:2000]},
+            {"role": "user", "content": fix},
+        ]
 
-    def _journal(self, request: TeacherRequest, key: str, attempt: _Attempt, cost: float, latency: float, *,
-                 cache_hit: bool, status: str, error: str | None = None) -> int:
-        return self.journal.record_call(CallRecord(
-            prompt_id=request.prompt_id, prompt_version=request.prompt_version, request_hash=key,
-            sample_index=request.sample_index, model=self.config.model, tokens_in=attempt.tokens_in,
-            tokens_out=attempt.tokens_out, cost_usd=cost, latency_s=latency, attempts=attempt.attempts,
-            cache_hit=cache_hit, status=status, error=error, round=request.round, adaptation=attempt.adaptation,
-        ))
+    def _journal(
+        self,
+        request: TeacherRequest,
+        key: str,
+        attempt: _Attempt,
+        cost: float,
+        latency: float,
+        *,
+        cache_hit: bool,
+        status: str,
+        error: str | None = None,
+    ) -> int:
+        return self.journal.record_call(
+            CallRecord(
+                prompt_id=request.prompt_id,
+                prompt_version=request.prompt_version,
+                request_hash=key,
+                sample_index=request.sample_index,
+                model=self.config.model,
+                tokens_in=attempt.tokens_in,
+                tokens_out=attempt.tokens_out,
+                cost_usd=cost,
+                latency_s=latency,
+                attempts=attempt.attempts,
+                cache_hit=cache_hit,
+                status=status,
+                error=error,
+                round=request.round,
+                adaptation=attempt.adaptation,
+            )
+        )
 
     def _scrub(self, text: str) -> str:
         """Remove the API key from any text before it is stored or shown."""
@@ -471,7 +551,7 @@ def extract_json(content: str) -> str:
     """
     text = _strip_fences(content)
     start, end = text.find("{"), text.rfind("}")
-    return text[start:end + 1] if 0 <= start < end else text
+    return text[start : end + 1] if 0 <= start < end else text
 
 
 def _strip_fences(content: str) -> str:

@@ -32,7 +32,10 @@ class Recorder:
         self.headers.append(dict(request.headers))
         content = json.dumps(self.reply)
         body: dict[str, Any] = {
-            "id": "chatcmpl-capture", "object": "chat.completion", "created": 0, "model": self.bodies[-1]["model"],
+            "id": "chatcmpl-capture",
+            "object": "chat.completion",
+            "created": 0,
+            "model": self.bodies[-1]["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         }
         if self.usage:

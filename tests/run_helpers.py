@@ -47,5 +47,11 @@ def write_spec(tmp_path: Path, tiny_model: str, teacher: dict[str, Any], **loop:
 
 def served_simulator(server: Any) -> dict[str, Any]:
     """A teacher section for a simulator already serving at ``server`` (as `distill simulate` would)."""
-    return {"provider": "simulator", "base_url": server.base_url, "model": "sim-teacher",
-            "api_key_env": "DISTILL_TEST_KEY", "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}
+    return {
+        "provider": "simulator",
+        "base_url": server.base_url,
+        "model": "sim-teacher",
+        "api_key_env": "DISTILL_TEST_KEY",
+        "price_input_per_mtok": 1.0,
+        "price_output_per_mtok": 2.0,
+    }

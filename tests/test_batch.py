@@ -31,9 +31,14 @@ from tests.conftest import TINY_POOL
 from tests.run_helpers import SECRET, served_simulator, write_spec
 
 MakeSim = Callable[..., SimulatorServer]
-TASK = TaskInfo("Customer messages to a bank.", {"card_arrival": "waiting for a card",
-                                                 "lost_or_stolen_card": "card lost or stolen",
-                                                 "exchange_rate": "currency exchange rates"})
+TASK = TaskInfo(
+    "Customer messages to a bank.",
+    {
+        "card_arrival": "waiting for a card",
+        "lost_or_stolen_card": "card lost or stolen",
+        "exchange_rate": "currency exchange rates",
+    },
+)
 POOL = [json.loads(line) for line in TINY_POOL.read_text().splitlines()]
 GOLD = {item["text"]: item["label"] for item in POOL}
 PRICES = Prices(input_per_mtok=1.0, output_per_mtok=2.0)
@@ -48,8 +53,12 @@ def sdk(server: SimulatorServer, key: str = "sk-test") -> openai.OpenAI:
 
 
 def chat_body(texts: list[str], **extra: Any) -> dict[str, Any]:
-    return {"model": "sim-teacher", "messages": [{"role": "user", "content": "Label: " + " | ".join(texts)}],
-            "distill_brief": {"action": "label", "labels": list(TASK.labels), "texts": texts}, **extra}
+    return {
+        "model": "sim-teacher",
+        "messages": [{"role": "user", "content": "Label: " + " | ".join(texts)}],
+        "distill_brief": {"action": "label", "labels": list(TASK.labels), "texts": texts},
+        **extra,
+    }
 
 
 def line(custom_id: str, body: Any, **fields: Any) -> dict[str, Any]:
@@ -62,8 +71,9 @@ def upload(client: openai.OpenAI, lines: list[Any]) -> str:
 
 
 def submit(client: openai.OpenAI, lines: list[Any]) -> Any:
-    return client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
-                                 completion_window="24h")
+    return client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/chat/completions", completion_window="24h"
+    )
 
 
 def wait_done(client: openai.OpenAI, batch_id: str, timeout_s: float = 10.0) -> Any:
@@ -82,13 +92,21 @@ def output_lines(client: openai.OpenAI, file_id: str | None) -> list[dict[str, A
 def gateway(server: SimulatorServer, cache: Path, ledger: Ledger | None = None) -> tuple[Teacher, MemoryJournal]:
     """A Teacher as tests/test_providers.py builds one, with the brief sent (the teacher is the simulator)."""
     journal = MemoryJournal()
-    config = TeacherConfig(base_url=server.base_url, model="sim-teacher", api_key="sk-test",
-                           profile=PROFILES["openai"], send_brief=True, max_attempts=2, timeout_s=5.0)
+    config = TeacherConfig(
+        base_url=server.base_url,
+        model="sim-teacher",
+        api_key="sk-test",
+        profile=PROFILES["openai"],
+        send_brief=True,
+        max_attempts=2,
+        timeout_s=5.0,
+    )
     return Teacher(config, cache=ResponseCache(cache), ledger=ledger or Ledger(PRICES), journal=journal), journal
 
 
-def batch(teacher: Teacher, requests: list[TeacherRequest], schema: Any, settings: BatchSettings = FAST,
-          **kwargs: Any) -> list[Any]:
+def batch(
+    teacher: Teacher, requests: list[TeacherRequest], schema: Any, settings: BatchSettings = FAST, **kwargs: Any
+) -> list[Any]:
     async def main() -> list[Any]:
         try:
             return await run_batch(teacher, requests, schema, settings, **kwargs)
@@ -133,8 +151,9 @@ def test_upload_create_poll_download_round_trip(make_simulator: MakeSim) -> None
     assert stored.object == "file" and stored.purpose == "batch" and stored.filename == "input.jsonl"
     assert json.loads(client.files.content(file_id).text.splitlines()[0])["custom_id"] == "req-0"
 
-    job = client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h",
-                                metadata={"source": "test"})
+    job = client.batches.create(
+        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"source": "test"}
+    )
     assert job.status == "validating" and job.id.startswith("batch_") and job.metadata == {"source": "test"}
     job = wait_done(client, job.id)
     assert job.status == "completed" and job.error_file_id is None and job.errors is None
@@ -163,22 +182,31 @@ def test_a_bad_input_file_fails_validation_with_line_errors(make_simulator: Make
     server = make_simulator()
     client = sdk(server)
     good = chat_body(["where is my card?"])
-    job = submit(client, [
-        line("a", good),
-        "this is not json",
-        line("a", good),  # a duplicate custom_id
-        line("b", good, url="/v1/embeddings"),
-        line("c", good, method="GET"),
-        line("d", [1, 2]),  # a body that is not an object
-        {"method": "POST", "url": "/v1/chat/completions", "body": good},  # no custom_id
-        line("e", {**good, "model": "other-model"}),
-    ])
+    job = submit(
+        client,
+        [
+            line("a", good),
+            "this is not json",
+            line("a", good),  # a duplicate custom_id
+            line("b", good, url="/v1/embeddings"),
+            line("c", good, method="GET"),
+            line("d", [1, 2]),  # a body that is not an object
+            {"method": "POST", "url": "/v1/chat/completions", "body": good},  # no custom_id
+            line("e", {**good, "model": "other-model"}),
+        ],
+    )
     job = wait_done(client, job.id)
     assert job.status == "failed" and job.failed_at is not None and job.output_file_id is None
     assert job.errors is not None and job.errors.data is not None
     assert [(e.line, e.code) for e in job.errors.data] == [
-        (2, "invalid_json_line"), (3, "duplicate_custom_id"), (4, "url_mismatch"), (5, "invalid_method"),
-        (6, "invalid_body"), (7, "missing_required_parameter"), (8, "model_mismatch")]
+        (2, "invalid_json_line"),
+        (3, "duplicate_custom_id"),
+        (4, "url_mismatch"),
+        (5, "invalid_method"),
+        (6, "invalid_body"),
+        (7, "missing_required_parameter"),
+        (8, "model_mismatch"),
+    ]
     assert server.stats()["batch_lines"] == 0  # nothing of a refused file is answered
 
     empty = wait_done(client, submit(client, [""]).id)
@@ -188,8 +216,7 @@ def test_a_bad_input_file_fails_validation_with_line_errors(make_simulator: Make
     # What the create call itself refuses, with OpenAI's statuses.
     file_id = upload(client, [line("a", good)])
     with pytest.raises(openai.BadRequestError, match="completion_window"):
-        client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
-                              completion_window="1h")  # type: ignore[arg-type]
+        client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="1h")  # type: ignore[arg-type]
     with pytest.raises(openai.BadRequestError, match="endpoint"):
         client.batches.create(input_file_id=file_id, endpoint="/v1/embeddings", completion_window="24h")
     with pytest.raises(openai.NotFoundError, match="No such File"):
@@ -207,8 +234,10 @@ def test_partial_failures_and_refused_lines_land_in_the_error_file(make_simulato
     client = sdk(server)
     texts = [item["text"] for item in POOL[:20]]
     too_long = chat_body(["hi"], max_tokens=20_000)  # over gpt-4o's output cap: the profile refuses it
-    job = wait_done(client, submit(client, [line(f"r{i}", chat_body([t])) for i, t in enumerate(texts)]
-                                   + [line("too-long", too_long)]).id)
+    job = wait_done(
+        client,
+        submit(client, [line(f"r{i}", chat_body([t])) for i, t in enumerate(texts)] + [line("too-long", too_long)]).id,
+    )
     assert job.status == "completed" and job.request_counts is not None
     ok, failed = output_lines(client, job.output_file_id), output_lines(client, job.error_file_id)
     assert (job.request_counts.completed, job.request_counts.failed) == (len(ok), len(failed))
@@ -216,8 +245,12 @@ def test_partial_failures_and_refused_lines_land_in_the_error_file(make_simulato
     assert {x["custom_id"] for x in ok + failed} == {f"r{i}" for i in range(20)} | {"too-long"}
     assert all(x["response"]["status_code"] == 200 for x in ok)
     simulated = [x for x in failed if x["custom_id"] != "too-long"]
-    assert simulated and all(x["response"]["status_code"] == 500 and x["error"] is None
-                             and x["response"]["body"]["error"]["type"] == "server_error" for x in simulated)
+    assert simulated and all(
+        x["response"]["status_code"] == 500
+        and x["error"] is None
+        and x["response"]["body"]["error"]["type"] == "server_error"
+        for x in simulated
+    )
     # A refused line gets exactly what /v1/chat/completions answers to the same body.
     refused = next(x for x in failed if x["custom_id"] == "too-long")["response"]
     with httpx.Client(trust_env=False, timeout=10) as http:
@@ -277,8 +310,7 @@ def test_files_and_batches_need_the_key_and_knobs_are_validated(make_simulator: 
 # -- the gateway's batch path --------------------------------------------------------------------------
 
 
-def test_run_batch_answers_journals_caches_and_bills_the_batch_price(make_simulator: MakeSim,
-                                                                       tmp_path: Path) -> None:
+def test_run_batch_answers_journals_caches_and_bills_the_batch_price(make_simulator: MakeSim, tmp_path: Path) -> None:
     server = make_simulator(batch_delay_s=0.2)
     texts, requests = labelling(6)
     teacher, journal = gateway(server, tmp_path / "cache.sqlite")
@@ -354,8 +386,7 @@ def resume_collects_the_one_job(server: SimulatorServer, cache: Path, requests: 
 
 def test_a_resume_reattaches_to_the_job_it_paid_for(make_simulator: MakeSim, tmp_path: Path) -> None:
     server = make_simulator(batch_delay_s=0.3)
-    requests = seed_requests(TASK, "card_arrival", 6, per_call=2, rng=random.Random(0),
-                             examples=["where is my card?"])
+    requests = seed_requests(TASK, "card_arrival", 6, per_call=2, rng=random.Random(0), examples=["where is my card?"])
 
     class Crash(RuntimeError):
         pass
@@ -375,8 +406,9 @@ def test_a_resume_reattaches_to_the_job_it_paid_for(make_simulator: MakeSim, tmp
     assert server.stats()["batches_created"] == 1
 
 
-def test_a_crash_before_the_job_id_is_written_still_re_attaches(make_simulator: MakeSim, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_before_the_job_id_is_written_still_re_attaches(
+    make_simulator: MakeSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The job was created (and will be billed) but the process died before storing its id: the resume finds
     it by its input file rather than creating a second one."""
     server = make_simulator(batch_delay_s=0.2)
@@ -411,8 +443,9 @@ def test_a_repeated_request_is_one_line_of_the_job(make_simulator: MakeSim, tmp_
     assert server.stats()["batch_lines"] == 1
 
 
-def test_a_transient_error_while_polling_is_retried(make_simulator: MakeSim, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_transient_error_while_polling_is_retried(
+    make_simulator: MakeSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The SDK runs with max_retries=0: without the gateway's retries one 503 would end a day of polling."""
     server = make_simulator(batch_delay_s=0.2)
     texts, requests = labelling(2)

@@ -41,8 +41,9 @@ def test_a_run_spends_at_least_90_percent_of_max_usd_and_never_more(
     assert re.search(r"\$\d[\d,]*\.\d*[1-9]", status["stop_reason"]), status["stop_reason"]
 
 
-def test_the_budget_that_once_stopped_at_3_percent_is_spent(tmp_path: Path, tiny_model: str, make_simulator: Any,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_budget_that_once_stopped_at_3_percent_is_spent(
+    tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """gpt-4o-mini prices and max_usd 0.0025: the run once stopped after spending 3% of it."""
     monkeypatch.setenv("DISTILL_TEST_KEY", SECRET)
     monkeypatch.setenv("DISTILL_QUIET", "1")

@@ -21,8 +21,10 @@ from generators.ledger import Ledger, Prices
 from generators.schemas import GeneratedExamples
 from generators.teacher import Teacher, TeacherConfig, TeacherRequest
 
-TASK = TaskInfo("Customer messages to a bank.", {"card_arrival": "the customer waits for a card",
-                                                  "exchange_rate": "questions about exchange rates"})
+TASK = TaskInfo(
+    "Customer messages to a bank.",
+    {"card_arrival": "the customer waits for a card", "exchange_rate": "questions about exchange rates"},
+)
 
 
 def _committed(path: Path) -> set[str]:
@@ -71,8 +73,11 @@ def test_aput_a_failed_commit_reaches_every_waiter(tmp_path: Path) -> None:
     cache._write_rows = broken  # type: ignore[method-assign]
 
     async def main() -> list[Any]:
-        return list(await asyncio.gather(*(cache.aput(f"k{i}", CachedResponse("c", "stop", 0, 0)) for i in range(5)),
-                                         return_exceptions=True))
+        return list(
+            await asyncio.gather(
+                *(cache.aput(f"k{i}", CachedResponse("c", "stop", 0, 0)) for i in range(5)), return_exceptions=True
+            )
+        )
 
     assert all(isinstance(r, sqlite3.OperationalError) for r in asyncio.run(main()))
     cache.close()
@@ -80,8 +85,10 @@ def test_aput_a_failed_commit_reaches_every_waiter(tmp_path: Path) -> None:
 
 def test_read_completion_takes_what_create_took_and_rejects_what_is_not_a_completion() -> None:
     request = httpx2.Request("POST", "http://t/v1/chat/completions")
-    body = {"choices": [{"message": {"content": None}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    body = {
+        "choices": [{"message": {"content": None}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+    }
     assert read_completion(httpx2.Response(200, json=body, request=request)) == ("", "stop", (3, 4))
     body = {"choices": [{"message": {"content": "{}"}, "finish_reason": None}]}
     assert read_completion(httpx2.Response(200, json=body, request=request)) == ("{}", "", None)
@@ -93,9 +100,14 @@ def test_read_completion_takes_what_create_took_and_rejects_what_is_not_a_comple
 def test_pools_are_sharded_above_one_pool_and_release_their_slots(make_simulator: Any, tmp_path: Path) -> None:
     server = make_simulator(latency_ms=30, jitter_ms=10)
     slots = 3 * POOL_CONNECTIONS
-    teacher = Teacher(TeacherConfig(base_url=server.base_url, model="sim-teacher", api_key="sk-test",
-                                    send_brief=True, max_concurrency=slots),
-                      cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=Ledger(Prices()), journal=_Journal())
+    teacher = Teacher(
+        TeacherConfig(
+            base_url=server.base_url, model="sim-teacher", api_key="sk-test", send_brief=True, max_concurrency=slots
+        ),
+        cache=ResponseCache(tmp_path / "cache.sqlite"),
+        ledger=Ledger(Prices()),
+        journal=_Journal(),
+    )
     transport = teacher.client()._client._transport
     assert isinstance(transport, _PoolShards) and len(transport._pools) == 3
 
@@ -117,8 +129,12 @@ def test_pools_are_sharded_above_one_pool_and_release_their_slots(make_simulator
 
 
 def test_small_concurrency_keeps_one_pool(tmp_path: Path) -> None:
-    teacher = Teacher(TeacherConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", max_concurrency=8),
-                      cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=Ledger(Prices()), journal=_Journal())
+    teacher = Teacher(
+        TeacherConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", max_concurrency=8),
+        cache=ResponseCache(tmp_path / "cache.sqlite"),
+        ledger=Ledger(Prices()),
+        journal=_Journal(),
+    )
     assert not isinstance(teacher.client()._client._transport, _PoolShards)
     asyncio.run(teacher.aclose())
 
@@ -134,7 +150,11 @@ class _Journal:
 
 def test_a_proxy_in_the_environment_keeps_the_sdk_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    teacher = Teacher(TeacherConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", max_concurrency=256),
-                      cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=Ledger(Prices()), journal=_Journal())
+    teacher = Teacher(
+        TeacherConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", max_concurrency=256),
+        cache=ResponseCache(tmp_path / "cache.sqlite"),
+        ledger=Ledger(Prices()),
+        journal=_Journal(),
+    )
     assert not isinstance(teacher.client()._client._transport, _PoolShards)  # httpx mounts env proxies itself
     asyncio.run(teacher.aclose())

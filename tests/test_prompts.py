@@ -52,12 +52,19 @@ def test_brief_travels_in_the_body_only() -> None:
 
 def test_pgkd_prompt_shows_feedback_and_likes_only_true_members() -> None:
     feedback = Feedback(
-        round=2, report={"a": {"precision": 0.5, "recall": 0.4, "f1": 0.44, "support": 5},
-                         "b": {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 5}},
+        round=2,
+        report={
+            "a": {"precision": 0.5, "recall": 0.4, "f1": 0.44, "support": 5},
+            "b": {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 5},
+        },
         confusions=[("a", "b", 3)],
-        per_label={"a": LabelFeedback(0.44, correct=["ok a"], misclassified=[("missed a", "b")],
-                                      hard_negatives=[("really b", "b", 0.97)]),
-                   "b": LabelFeedback(0.9)})
+        per_label={
+            "a": LabelFeedback(
+                0.44, correct=["ok a"], misclassified=[("missed a", "b")], hard_negatives=[("really b", "b", 0.97)]
+            ),
+            "b": LabelFeedback(0.9),
+        },
+    )
     [request] = pgkd_requests(TASK, feedback, "a", 4, per_call=10, rng=random.Random(0), shown=3)
     user = request.messages[-1]["content"]
     assert "a → b: 3" in user and "really b (really b; student 97% sure)" in user
@@ -80,8 +87,11 @@ def test_label_schema_narrows_label_fields_without_touching_the_template() -> No
 
 
 def test_schemas_match_the_templates() -> None:
-    for template_id, model in (("seed_generate", GeneratedExamples), ("pgkd_generate", GeneratedExamples),
-                               ("label", AssignedLabels)):
+    for template_id, model in (
+        ("seed_generate", GeneratedExamples),
+        ("pgkd_generate", GeneratedExamples),
+        ("label", AssignedLabels),
+    ):
         schema = get_template(template_id).output_schema
         assert set(schema["required"]) == set(model.model_json_schema()["required"])
     payload = {"labels": [{"index": 0, "label": "a"}]}

@@ -28,13 +28,18 @@ CASES = [
 
 
 @pytest.mark.parametrize(("profile", "model", "adaptations"), CASES, ids=[f"{p}-{m}" for p, m, _ in CASES])
-def test_a_run_finishes_against_every_provider_profile(tmp_path: Path, tiny_model: str, profile: str, model: str,
-                                                       adaptations: list[str],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_finishes_against_every_provider_profile(
+    tmp_path: Path, tiny_model: str, profile: str, model: str, adaptations: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DISTILL_QUIET", "1")
-    teacher: dict[str, Any] = {"provider": "simulator", "model": model, "pool": "pool.jsonl",
-                               "knobs": {"profile": profile}, "price_input_per_mtok": 1.0,
-                               "price_output_per_mtok": 2.0}
+    teacher: dict[str, Any] = {
+        "provider": "simulator",
+        "model": model,
+        "pool": "pool.jsonl",
+        "knobs": {"profile": profile},
+        "price_input_per_mtok": 1.0,
+        "price_output_per_mtok": 2.0,
+    }
     spec_path = write_spec(tmp_path, tiny_model, teacher, max_rounds=1)
 
     run_dir, result = start(spec_path, tmp_path / "run")

@@ -22,26 +22,42 @@ from generators.schemas import AssignedLabels, GeneratedExamples
 from generators.teacher import Teacher, TeacherConfig, TeacherRequest
 from tests.capture_server import capture_server
 
-TASK = TaskInfo("Customer messages to a bank.", {"card_arrival": "waiting for a card",
-                                                 "lost_or_stolen_card": "card lost or stolen"})
+TASK = TaskInfo(
+    "Customer messages to a bank.", {"card_arrival": "waiting for a card", "lost_or_stolen_card": "card lost or stolen"}
+)
 LABEL_REPLY = {"labels": [{"index": 0, "label": "card_arrival"}]}
 
 
-def gateway(base_url: str, tmp_path: Path, profile: ProviderProfile, *, send_brief: bool = False,
-            ledger: Ledger | None = None, model: str = "gpt-4o-mini",
-            temperature: float = 0.9) -> tuple[Teacher, MemoryJournal]:
+def gateway(
+    base_url: str,
+    tmp_path: Path,
+    profile: ProviderProfile,
+    *,
+    send_brief: bool = False,
+    ledger: Ledger | None = None,
+    model: str = "gpt-4o-mini",
+    temperature: float = 0.9,
+) -> tuple[Teacher, MemoryJournal]:
     journal = MemoryJournal()
-    config = TeacherConfig(base_url=base_url, model=model, api_key="sk-test", profile=profile,
-                           send_brief=send_brief, max_attempts=2, timeout_s=5.0, temperature=temperature)
-    return Teacher(config, cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=ledger or Ledger(Prices()),
-                   journal=journal), journal
+    config = TeacherConfig(
+        base_url=base_url,
+        model=model,
+        api_key="sk-test",
+        profile=profile,
+        send_brief=send_brief,
+        max_attempts=2,
+        timeout_s=5.0,
+        temperature=temperature,
+    )
+    return Teacher(
+        config, cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=ledger or Ledger(Prices()), journal=journal
+    ), journal
 
 
 def send(teacher: Teacher, requests: list[TeacherRequest], schema: Any) -> list[Any]:
     async def main() -> list[Any]:
         try:
-            return list(await asyncio.gather(*(teacher.complete(r, schema) for r in requests),
-                                             return_exceptions=True))
+            return list(await asyncio.gather(*(teacher.complete(r, schema) for r in requests), return_exceptions=True))
         finally:
             await teacher.aclose()
 
@@ -55,11 +71,17 @@ def label_request(text: str = "where is my new card?") -> TeacherRequest:
 # -- the profile table -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("provider", "model", "expected"), [
-    ("openai", "gpt-4o-mini", "openai"), ("openai", "gpt-5.1", "openai-reasoning"),
-    ("openai", "o4-mini", "openai-reasoning"), ("openai", "o1", "openai-reasoning"),
-    ("anthropic", "claude-sonnet-4-5", "anthropic"), ("ollama", "gpt-5-looking-name", "ollama"),
-])
+@pytest.mark.parametrize(
+    ("provider", "model", "expected"),
+    [
+        ("openai", "gpt-4o-mini", "openai"),
+        ("openai", "gpt-5.1", "openai-reasoning"),
+        ("openai", "o4-mini", "openai-reasoning"),
+        ("openai", "o1", "openai-reasoning"),
+        ("anthropic", "claude-sonnet-4-5", "anthropic"),
+        ("ollama", "gpt-5-looking-name", "ollama"),
+    ],
+)
 def test_profile_is_chosen_from_provider_and_model(provider: str, model: str, expected: str) -> None:
     assert profile_for(provider, model).name == expected
 
@@ -75,7 +97,8 @@ def test_spec_overrides_a_profile_field_by_field() -> None:
 
 
 def test_openai_reasoning_model_gets_max_completion_tokens_no_temperature_and_a_strict_enum_schema(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with capture_server(LABEL_REPLY) as (url, recorder):
         teacher, journal = gateway(url, tmp_path, profile_for("openai", "gpt-5-mini"), model="gpt-5-mini")
         [result] = send(teacher, [label_request()], AssignedLabels)
@@ -121,8 +144,11 @@ def test_the_brief_goes_to_the_simulator_only(tmp_path: Path) -> None:
         simulated, _ = gateway(url, tmp_path / "sim", PROFILES["vllm"], send_brief=True)
         send(simulated, [label_request("a second text")], AssignedLabels)
     assert "distill_brief" not in recorder.bodies[0]
-    assert recorder.bodies[1]["distill_brief"] == {"action": "label", "labels": list(TASK.labels),
-                                                   "texts": ["a second text"]}
+    assert recorder.bodies[1]["distill_brief"] == {
+        "action": "label",
+        "labels": list(TASK.labels),
+        "texts": ["a second text"],
+    }
 
 
 def test_a_reply_in_prose_or_a_fence_is_accepted_and_missing_usage_is_bounded(tmp_path: Path) -> None:
@@ -139,10 +165,12 @@ def test_a_reply_in_prose_or_a_fence_is_accepted_and_missing_usage_is_bounded(tm
 
 # -- adapting to a 400 -------------------------------------------------------------------------------
 
-OPENAI_MAX_TOKENS = ("Unsupported parameter: 'max_tokens' is not supported with this model. "
-                     "Use 'max_completion_tokens' instead.")
-OPENAI_TEMPERATURE = ("Unsupported value: 'temperature' does not support 0.9 with this model. "
-                      "Only the default (1) value is supported.")
+OPENAI_MAX_TOKENS = (
+    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+)
+OPENAI_TEMPERATURE = (
+    "Unsupported value: 'temperature' does not support 0.9 with this model. Only the default (1) value is supported."
+)
 
 
 def test_adapt_renames_drops_and_downgrades() -> None:
@@ -201,18 +229,20 @@ def test_money_prints_with_enough_digits_to_be_non_zero() -> None:
     assert format_usd(12.3456) == "$12.35" and format_usd(0) == "$0.00"
 
 
-def test_concurrent_calls_adapt_once_to_a_reasoning_model_and_all_succeed(make_simulator: Any,
-                                                                           tmp_path: Path) -> None:
+def test_concurrent_calls_adapt_once_to_a_reasoning_model_and_all_succeed(make_simulator: Any, tmp_path: Path) -> None:
     server = make_simulator(pool=Path(__file__).parent / "fixtures" / "tiny_pool.jsonl", profile="openai-reasoning")
     # A profile that sends max_tokens and a temperature: both rejected by a reasoning model.
     teacher, journal = gateway(server.base_url, tmp_path, PROFILES["vllm"], send_brief=True, model="sim-teacher")
-    requests = [seed_requests(TASK, "card_arrival", 2, per_call=2, rng=random.Random(i), examples=[])[0]
-                for i in range(8)]
+    requests = [
+        seed_requests(TASK, "card_arrival", 2, per_call=2, rng=random.Random(i), examples=[])[0] for i in range(8)
+    ]
     requests = [dataclasses.replace(r, sample_index=i) for i, r in enumerate(requests)]
     results = send(teacher, requests, GeneratedExamples)
     assert all(not isinstance(r, BaseException) for r in results), results
-    assert teacher.adaptations == ["max_tokens rejected: sending max_completion_tokens instead",
-                                   "temperature rejected: using the model's default"]
+    assert teacher.adaptations == [
+        "max_tokens rejected: sending max_completion_tokens instead",
+        "temperature rejected: using the model's default",
+    ]
     assert teacher.profile.token_limit_param == "max_completion_tokens" and not teacher.profile.sends_temperature
     assert [c.status for c in journal.calls] == ["ok"] * 8
     stats = server.stats()

@@ -47,15 +47,14 @@ def texts_of(label: str) -> list[str]:
 # The prompt a real teacher would read; the simulator reads the brief, which travels beside it in the body.
 MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You write training data."},
-    {"role": "user", "content": "Write the examples described in the request."}]
+    {"role": "user", "content": "Write the examples described in the request."},
+]
 
 
-def post(server: SimulatorServer, brief: dict[str, Any] | None, key: str | None = None,
-         **body: Any) -> httpx.Response:
+def post(server: SimulatorServer, brief: dict[str, Any] | None, key: str | None = None, **body: Any) -> httpx.Response:
     payload = {"model": "sim-teacher", "messages": MESSAGES, **({BRIEF_FIELD: brief} if brief else {}), **body}
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.post(server.base_url + "/chat/completions", json=payload, headers=headers, timeout=10,
-                      trust_env=False)
+    return httpx.post(server.base_url + "/chat/completions", json=payload, headers=headers, timeout=10, trust_env=False)
 
 
 def content(response: httpx.Response) -> dict[str, Any]:
@@ -91,8 +90,13 @@ def test_models_lists_the_configured_model(make_simulator: MakeSim) -> None:
 def test_chat_completion_through_the_sdk_has_openai_shape_and_usage(simulator: SimulatorServer) -> None:
     brief = {"action": "generate", "label": "card_arrival", "n": 3}
     reply = client(simulator).chat.completions.create(
-        model="sim-teacher", messages=MESSAGES, temperature=0.9, seed=1,
-        response_format={"type": "json_object"}, extra_body=brief_body(brief))
+        model="sim-teacher",
+        messages=MESSAGES,
+        temperature=0.9,
+        seed=1,
+        response_format={"type": "json_object"},
+        extra_body=brief_body(brief),
+    )
     assert reply.object == "chat.completion" and reply.choices[0].finish_reason == "stop"
     text = reply.choices[0].message.content or ""
     assert len(json.loads(text)["examples"]) == 3
@@ -205,7 +209,8 @@ def test_the_brief_is_read_from_the_body_only(simulator: SimulatorServer) -> Non
         assert response.status_code == 400 and response.json()["error"]["code"] == code, extra
         assert BRIEF_FIELD in response.json()["error"]["message"]
     reply = client(simulator).chat.completions.create(
-        model="m", messages=in_prompt, extra_body=brief_body({"action": "label", "labels": LABELS, "texts": ["hi"]}))
+        model="m", messages=in_prompt, extra_body=brief_body({"action": "label", "labels": LABELS, "texts": ["hi"]})
+    )
     assert json.loads(reply.choices[0].message.content or "")["labels"][0]["index"] == 0
 
 
@@ -239,8 +244,16 @@ def test_scripted_outcomes_are_served_in_order(simulator: SimulatorServer) -> No
     assert len(content(ok)["examples"]) == 4
     stats = simulator.stats()
     assert stats["requests"] == 6 and stats["scripted_pending"] == 0
-    assert stats["outcomes"] == {"ok": 1, "429": 1, "5xx": 2, "hang": 0, "malformed": 1, "truncated": 1,
-                                 "400": 0, "401": 0}
+    assert stats["outcomes"] == {
+        "ok": 1,
+        "429": 1,
+        "5xx": 2,
+        "hang": 0,
+        "malformed": 1,
+        "truncated": 1,
+        "400": 0,
+        "401": 0,
+    }
     assert stats["actions"] == {"generate": 3}  # faults answered before the brief was read do not count
 
 
@@ -266,8 +279,7 @@ def test_random_fault_rates_apply(make_simulator: MakeSim) -> None:
     codes = {post(server, {"action": "generate", "label": "card_arrival", "n": 1}).status_code for _ in range(12)}
     assert codes == {500, 503}
     server = make_simulator(rate_429=0.5, seed=3)
-    codes_list = [post(server, {"action": "generate", "label": "exchange_rate", "n": 1}).status_code
-                  for _ in range(20)]
+    codes_list = [post(server, {"action": "generate", "label": "exchange_rate", "n": 1}).status_code for _ in range(20)]
     assert 3 <= codes_list.count(429) <= 17 and set(codes_list) == {200, 429}
 
 
@@ -288,8 +300,11 @@ def test_stop_does_not_wait_for_a_hanging_request(make_simulator: MakeSim) -> No
     server = make_simulator(hang_s=30)
     server.script(["hang"])
     statuses: list[int] = []
-    thread = threading.Thread(target=lambda: statuses.append(
-        post(server, {"action": "generate", "label": "card_arrival", "n": 1}).status_code))
+    thread = threading.Thread(
+        target=lambda: statuses.append(
+            post(server, {"action": "generate", "label": "card_arrival", "n": 1}).status_code
+        )
+    )
     thread.start()
     time.sleep(0.3)
     started = time.monotonic()
@@ -304,6 +319,7 @@ def test_latency_is_added_without_blocking_other_requests(make_simulator: MakeSi
     async def main() -> float:
         limits = httpx.Limits(max_connections=32)
         async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=10, trust_env=False) as http:
+
             async def worker(i: int) -> None:
                 for _ in range(4):
                     brief = {"action": "label", "labels": LABELS, "texts": [POOL[i].text]}
@@ -396,10 +412,15 @@ def test_request_vectors_match_the_fitted_pool_matrix() -> None:
     assert index.confusable["exchange_rate"] != "exchange_rate"
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    ("not json", "not valid JSON"), ('{"text": "hi"}', "'label' must be a non-empty string"),
-    ('{"text": "", "label": "x"}', "'text' must be a non-empty string"), ("[1, 2]", "expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("not json", "not valid JSON"),
+        ('{"text": "hi"}', "'label' must be a non-empty string"),
+        ('{"text": "", "label": "x"}', "'text' must be a non-empty string"),
+        ("[1, 2]", "expected a JSON object"),
+    ],
+)
 def test_pool_loader_names_file_and_line(tmp_path: Path, line: str, problem: str) -> None:
     path = tmp_path / "pool.jsonl"
     path.write_text('{"text": "fine", "label": "a"}\n\n' + line + "\n")
@@ -414,8 +435,14 @@ _CLI = "import typer; from agent.cli_simulate import simulate; app = typer.Typer
 
 def test_cli_serves_and_exits_zero_on_sigterm() -> None:
     env = {**os.environ, "SIM_TEST_KEY": "sk-cli"}
-    proc = subprocess.Popen([sys.executable, "-c", _CLI, "--pool", str(TINY_POOL), "--api-key-env", "SIM_TEST_KEY"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CLI, "--pool", str(TINY_POOL), "--api-key-env", "SIM_TEST_KEY"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 30)

@@ -33,8 +33,11 @@ def test_good_spec_resolves_paths_relative_to_the_spec(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_with_its_field_path(tmp_path: Path) -> None:
-    bad = {**GOOD, "loop": {"patiense": 3, "max_rounds": -1},
-           "teacher": {"provider": "openai", "model": "m", "base_url": "http://x", "api_key_env": "not a name"}}
+    bad = {
+        **GOOD,
+        "loop": {"patiense": 3, "max_rounds": -1},
+        "teacher": {"provider": "openai", "model": "m", "base_url": "http://x", "api_key_env": "not a name"},
+    }
     with pytest.raises(SpecError) as info:
         load_spec(write(tmp_path, bad))
     text = "\n".join(info.value.problems)
@@ -57,8 +60,13 @@ def test_cli_bad_spec_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     spec = write(tmp_path, {**GOOD, "budget": {"max_usd": -5, "max_dollars": 3}})
     run_dir = tmp_path / "run"
     env = {**os.environ, "DISTILL_QUIET": "1"}
-    proc = subprocess.run([sys.executable, "-m", "agent", "run", str(spec), "--run-dir", str(run_dir)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "run", str(spec), "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 2
@@ -68,11 +76,23 @@ def test_cli_bad_spec_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_openai_teacher_needs_its_key_variable(tmp_path: Path) -> None:
-    spec = {**GOOD, "teacher": {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1",
-                                "api_key_env": "DISTILL_TEST_SURELY_UNSET"}}
+    spec = {
+        **GOOD,
+        "teacher": {
+            "provider": "openai",
+            "model": "m",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "DISTILL_TEST_SURELY_UNSET",
+        },
+    }
     env = {k: v for k, v in os.environ.items() if k != "DISTILL_TEST_SURELY_UNSET"}
-    proc = subprocess.run([sys.executable, "-m", "agent", "run", str(write(tmp_path, spec)), "--run-dir",
-                           str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "run", str(write(tmp_path, spec)), "--run-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "DISTILL_TEST_SURELY_UNSET is not set" in proc.stderr
     assert not (tmp_path / "r").exists()

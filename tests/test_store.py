@@ -33,13 +33,17 @@ def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
 
 def test_examples_and_verdicts(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run.sqlite")
-    ids = store.add_examples([
-        {"round": 1, "split": "train", "text": "Hello  World", "label": "a", "origin": "generated"},
-        {"round": 1, "split": "train", "text": "bye", "label": "b", "origin": "generated"},
-    ], mark_round=(1, "generated"))
+    ids = store.add_examples(
+        [
+            {"round": 1, "split": "train", "text": "Hello  World", "label": "a", "origin": "generated"},
+            {"round": 1, "split": "train", "text": "bye", "label": "b", "origin": "generated"},
+        ],
+        mark_round=(1, "generated"),
+    )
     assert store.round_status(1) == "generated"
-    store.record_filter_decisions([(ids[0], "all", True, "passed", None), (ids[1], "refusal", False, "r", None)],
-                                  mark_round=(1, "filtered"))
+    store.record_filter_decisions(
+        [(ids[0], "all", True, "passed", None), (ids[1], "refusal", False, "r", None)], mark_round=(1, "filtered")
+    )
     assert [e.text for e in store.examples("train", kept=True)] == ["Hello  World"]
     assert store.drop_counts(1) == {"refusal": 1}
     assert content_hash("hello world") == content_hash("  Hello\tWORLD ")

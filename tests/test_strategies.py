@@ -51,28 +51,39 @@ def test_edit_creates_a_version_and_diff_shows_it(library: StrategyLibrary) -> N
     library.transition(s.id, "approve")
     edited = library.edit(s.id, "Verify identity: full name and account ID.", note="more precise")
     assert edited.version == 2 and edited.status == "approved"
-    assert [h.text for h in library.history(s.id)] == ["Verify the customer's identity.",
-                                                        "Verify identity: full name and account ID."]
+    assert [h.text for h in library.history(s.id)] == [
+        "Verify the customer's identity.",
+        "Verify identity: full name and account ID.",
+    ]
     other = library.propose("shipping", "Give the tracking link.")
     changes = library.diff(v1, library.version)
     assert {c["id"]: c["change"] for c in changes} == {s.id: "changed", other.id: "added"}
     changed = next(c for c in changes if c["id"] == s.id)
     assert changed["from"]["status"] == "proposed" and changed["to"]["text"].startswith("Verify identity:")
-    assert library.diff(0, v1) == [{"id": s.id, "change": "added", "to": {
-        "version": 1, "status": "proposed", "text": "Verify the customer's identity."}}]
+    assert library.diff(0, v1) == [
+        {
+            "id": s.id,
+            "change": "added",
+            "to": {"version": 1, "status": "proposed", "text": "Verify the customer's identity."},
+        }
+    ]
     with pytest.raises(AuditError, match="does not exist"):
         library.snapshot(library.version + 1)
 
 
 def test_retrieval_returns_the_nearest_scope_and_respects_status(library: StrategyLibrary) -> None:
     store = library.store
-    scenarios = {"sc-refund": "i want my money back for the broken blender order",
-                 "sc-password": "i forgot my password and cannot log in to my account"}
+    scenarios = {
+        "sc-refund": "i want my money back for the broken blender order",
+        "sc-password": "i forgot my password and cannot log in to my account",
+    }
     vectors = bag_of_words(list(scenarios.values()))
     with store.transaction() as db:
         for (sid, text), vec in zip(scenarios.items(), vectors, strict=True):
-            db.execute("INSERT INTO scenarios(id, split, flow, message, source, round, embedding) "
-                       "VALUES (?,?,?,?,?,?,?)", (sid, "train", sid[3:], text, "test", 1, scenario_blob(vec)))
+            db.execute(
+                "INSERT INTO scenarios(id, split, flow, message, source, round, embedding) VALUES (?,?,?,?,?,?,?)",
+                (sid, "train", sid[3:], text, "test", 1, scenario_blob(vec)),
+            )
     refund = library.propose("refund", "Ask for the order ID.", provenance={"scenarios": ["sc-refund"]})
     login = library.propose("password", "Offer a reset link.", provenance={"scenarios": ["sc-password"]})
     retriever = Retriever(store, library, bag_of_words)

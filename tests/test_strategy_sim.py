@@ -30,8 +30,13 @@ POLICY_PATH = SUPPORT / "policy.yaml"
 POOL_PATH = SUPPORT / "customer_messages.jsonl"
 POLICY = Policy.load(POLICY_PATH)
 POOL = load_pool(POOL_PATH)
-MODELS: dict[str, type[BaseModel]] = {"scenario": Scenarios, "respond": Reply, "judge": JudgeVerdict,
-                                      "strategize": Strategies, "guidelines": Guidelines}
+MODELS: dict[str, type[BaseModel]] = {
+    "scenario": Scenarios,
+    "respond": Reply,
+    "judge": JudgeVerdict,
+    "strategize": Strategies,
+    "guidelines": Guidelines,
+}
 
 
 @pytest.fixture
@@ -46,8 +51,12 @@ def ask(server: SimulatorServer, brief: dict[str, Any], **variables: str) -> dic
     filled = {name: variables.get(name, f"<{name}>") for name in template.variables}
     sdk = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
     response_format = {"type": "json_schema", "json_schema": {"name": template.id, "schema": template.output_schema}}
-    completion = sdk.chat.completions.create(model="sim-teacher", messages=cast(Any, template.render(filled)),
-                                             response_format=cast(Any, response_format), extra_body=brief_body(brief))
+    completion = sdk.chat.completions.create(
+        model="sim-teacher",
+        messages=cast(Any, template.render(filled)),
+        response_format=cast(Any, response_format),
+        extra_body=brief_body(brief),
+    )
     reply: dict[str, Any] = json.loads(completion.choices[0].message.content or "")
     MODELS[template.id].model_validate(reply)
     assert_matches_schema(reply, template.output_schema)
@@ -59,8 +68,14 @@ def assert_matches_schema(value: Any, schema: dict[str, Any], where: str = "$") 
     types = schema.get("type")
     allowed = types if isinstance(types, list) else [types] if types else []
     python: dict[str, type | tuple[type, ...]] = {
-        "object": dict, "array": list, "string": str, "number": (int, float), "integer": int, "null": type(None),
-        "boolean": bool}
+        "object": dict,
+        "array": list,
+        "string": str,
+        "number": (int, float),
+        "integer": int,
+        "null": type(None),
+        "boolean": bool,
+    }
     assert not allowed or any(isinstance(value, python[t]) for t in allowed), f"{where}: {value!r} is not {types}"
     if "enum" in schema:
         assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
@@ -95,7 +110,12 @@ def test_policy_judge_is_deterministic_and_names_violations() -> None:
     assert POLICY.flow_for_intent("get_refund") == "refund" and POLICY.has_flow("billing")
     assert POLICY.flow_for_intent("complaint") is None
     assert [c.id for c in POLICY.criteria("refund")] == [
-        "acknowledge", "no_false_promise", "pull_up_account", "validate_purchase", "refund_method"]
+        "acknowledge",
+        "no_false_promise",
+        "pull_up_account",
+        "validate_purchase",
+        "refund_method",
+    ]
     for flow in POLICY.flow_ids:
         assert POLICY.judge(flow, POLICY.reference_reply(flow)).score == 1.0, flow
     verdict = POLICY.judge("refund", "ok")
@@ -103,8 +123,10 @@ def test_policy_judge_is_deterministic_and_names_violations() -> None:
     assert verdict.score == pytest.approx(1 / 5) and "misses acknowledge" in verdict.rationale
     assert "full name" in verdict.violations["pull_up_account"]
     # Curly apostrophes and line breaks do not change the verdict; a promise is caught wherever it is.
-    good = ("I\u2019m sorry about that! Could you give me your full\nname and the order ID? Would you like a "
-            "gift card or account credit?")
+    good = (
+        "I\u2019m sorry about that! Could you give me your full\nname and the order ID? Would you like a "
+        "gift card or account credit?"
+    )
     assert POLICY.judge("refund", good).score == 1.0
     promised = POLICY.judge("refund", good + " I guarantee it will be fine.")
     assert promised.failed == ["no_false_promise"] and "'guarantee'" in promised.violations["no_false_promise"]
@@ -114,21 +136,31 @@ def test_policy_judge_is_deterministic_and_names_violations() -> None:
 
 
 def _policy_dict(**criterion: Any) -> dict[str, Any]:
-    base = {"id": "c1", "requirement": "Say sorry.", "check": {"any": ["sorry"]}, "strategy": "Say sorry.",
-            "reference": "Sorry!"}
-    return {"id": "p", "version": 1, "flows": [
-        {"id": "f1", "description": "d", "intents": ["a"], "criteria": [{**base, **criterion}]}]}
+    base = {
+        "id": "c1",
+        "requirement": "Say sorry.",
+        "check": {"any": ["sorry"]},
+        "strategy": "Say sorry.",
+        "reference": "Sorry!",
+    }
+    return {
+        "id": "p",
+        "version": 1,
+        "flows": [{"id": "f1", "description": "d", "intents": ["a"], "criteria": [{**base, **criterion}]}],
+    }
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"check": None}, r"flow 'f1', criterion 'c1': 'check' is required"),
-    ({"check": {"any": ["(unclosed"]}}, r"flow 'f1', criterion 'c1': check\.any\[0\]: '\(unclosed' is not a valid"),
-    ({"check": {"some": ["x"]}}, r"flow 'f1', criterion 'c1': check: unknown key\(s\) \['some'\]"),
-    ({"reference": "Hello."}, r"flow 'f1', criterion 'c1': its reference fails its own check"),
-    ({"strategy": ""}, r"flow 'f1', criterion 'c1': 'strategy' must be a non-empty string"),
-])
-def test_policy_validation_names_the_flow_and_criterion(tmp_path: Path, change: dict[str, Any],
-                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"check": None}, r"flow 'f1', criterion 'c1': 'check' is required"),
+        ({"check": {"any": ["(unclosed"]}}, r"flow 'f1', criterion 'c1': check\.any\[0\]: '\(unclosed' is not a valid"),
+        ({"check": {"some": ["x"]}}, r"flow 'f1', criterion 'c1': check: unknown key\(s\) \['some'\]"),
+        ({"reference": "Hello."}, r"flow 'f1', criterion 'c1': its reference fails its own check"),
+        ({"strategy": ""}, r"flow 'f1', criterion 'c1': 'strategy' must be a non-empty string"),
+    ],
+)
+def test_policy_validation_names_the_flow_and_criterion(tmp_path: Path, change: dict[str, Any], message: str) -> None:
     data = _policy_dict(**change)
     if change.get("check", "") is None:
         del data["flows"][0]["criteria"][0]["check"]
@@ -159,12 +191,23 @@ def test_policy_consistency_rules() -> None:
 def test_reference_reply_passes_the_judge_for_every_flow(support: SimulatorServer) -> None:
     for flow in POLICY.flow_ids:
         message = next(item.text for item in POOL if POLICY.intents.get(item.label) == flow)
-        reply = ask(support, {"action": "respond", "flow": flow, "message": message},
-                    flow=flow, rubric=POLICY.rubric_text(flow), message=message)["reply"]
-        verdict = ask(support, {"action": "judge", "flow": flow, "message": message, "reply": reply},
-                      rubric=POLICY.rubric_text(flow), message=message, reply=reply)
-        assert verdict["score"] == 1.0 and all(c["score"] == 1 and c["violation"] is None
-                                               for c in verdict["criteria"]), (flow, verdict)
+        reply = ask(
+            support,
+            {"action": "respond", "flow": flow, "message": message},
+            flow=flow,
+            rubric=POLICY.rubric_text(flow),
+            message=message,
+        )["reply"]
+        verdict = ask(
+            support,
+            {"action": "judge", "flow": flow, "message": message, "reply": reply},
+            rubric=POLICY.rubric_text(flow),
+            message=message,
+            reply=reply,
+        )
+        assert verdict["score"] == 1.0 and all(
+            c["score"] == 1 and c["violation"] is None for c in verdict["criteria"]
+        ), (flow, verdict)
         assert [c["id"] for c in verdict["criteria"]] == [c.id for c in POLICY.criteria(flow)]
 
 
@@ -179,13 +222,23 @@ def test_a_bad_reply_fails_the_flow_criteria_with_violations(support: SimulatorS
 
 
 def test_the_judge_is_reproducible_across_calls_and_seeds(make_simulator: MakeSim) -> None:
-    brief = {"action": "judge", "flow": "order_change", "message": "I want to cancel my order",
-             "reply": "Sorry to hear that! Please send your order number. I definitely can cancel it."}
-    verdicts = [ask(make_simulator(POOL_PATH, policy_path=str(POLICY_PATH), seed=seed), brief)
-                for seed in (0, 7) for _ in range(2)]
+    brief = {
+        "action": "judge",
+        "flow": "order_change",
+        "message": "I want to cancel my order",
+        "reply": "Sorry to hear that! Please send your order number. I definitely can cancel it.",
+    }
+    verdicts = [
+        ask(make_simulator(POOL_PATH, policy_path=str(POLICY_PATH), seed=seed), brief)
+        for seed in (0, 7)
+        for _ in range(2)
+    ]
     assert all(v == verdicts[0] for v in verdicts)
     assert [c["id"] for c in verdicts[0]["criteria"] if not c["score"]] == [
-        "no_false_promise", "check_shipped", "membership_level"]
+        "no_false_promise",
+        "check_shipped",
+        "membership_level",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- strategize
@@ -222,11 +275,13 @@ def test_scenarios_respect_flows_and_never_repeat(support: SimulatorServer) -> N
 def test_scenarios_prefer_flows_with_the_target_criteria(support: SimulatorServer) -> None:
     batch = ask(support, {"action": "scenario", "flows": [], "n": 8, "target_criteria": ["membership_level"]})
     assert {s["flow"] for s in batch["scenarios"]} == {"order_change"}
-    mixed = ask(support, {"action": "scenario", "flows": ["delivery", "billing"], "n": 6,
-                          "target_criteria": ["acknowledge"]})  # a general criterion: every flow qualifies
+    mixed = ask(
+        support, {"action": "scenario", "flows": ["delivery", "billing"], "n": 6, "target_criteria": ["acknowledge"]}
+    )  # a general criterion: every flow qualifies
     assert Counter(s["flow"] for s in mixed["scenarios"]) == {"delivery": 3, "billing": 3}
-    assert "no_such_criterion" in rejected(support, {"action": "scenario", "flows": [], "n": 1,
-                                                     "target_criteria": ["no_such_criterion"]})
+    assert "no_such_criterion" in rejected(
+        support, {"action": "scenario", "flows": [], "n": 1, "target_criteria": ["no_such_criterion"]}
+    )
 
 
 def test_scenarios_skip_intents_outside_the_policy(make_simulator: MakeSim, tmp_path: Path) -> None:
@@ -260,17 +315,21 @@ def test_guidelines_give_one_rule_per_pair_naming_both_labels(make_simulator: Ma
 
 def test_dialogue_actions_need_a_policy(make_simulator: MakeSim) -> None:
     server = make_simulator(POOL_PATH)
-    for brief in ({"action": "scenario", "flows": [], "n": 1, "target_criteria": []},
-                  {"action": "respond", "flow": "refund", "message": "m"},
-                  {"action": "judge", "flow": "refund", "message": "m", "reply": "r"},
-                  {"action": "strategize", "flow": "refund", "message": "m", "reply": "r", "failed": []}):
+    for brief in (
+        {"action": "scenario", "flows": [], "n": 1, "target_criteria": []},
+        {"action": "respond", "flow": "refund", "message": "m"},
+        {"action": "judge", "flow": "refund", "message": "m", "reply": "r"},
+        {"action": "strategize", "flow": "refund", "message": "m", "reply": "r", "failed": []},
+    ):
         assert "without a policy" in rejected(server, brief)
 
 
 def test_unknown_flows_are_rejected_with_the_known_ones(support: SimulatorServer) -> None:
-    for brief in ({"action": "respond", "flow": "nope", "message": "m"},
-                  {"action": "judge", "flow": "nope", "message": "m", "reply": "r"},
-                  {"action": "scenario", "flows": ["nope"], "n": 1, "target_criteria": []}):
+    for brief in (
+        {"action": "respond", "flow": "nope", "message": "m"},
+        {"action": "judge", "flow": "nope", "message": "m", "reply": "r"},
+        {"action": "scenario", "flows": ["nope"], "n": 1, "target_criteria": []},
+    ):
         message = rejected(support, brief)
         assert "unknown flow 'nope'" in message and "billing" in message
 

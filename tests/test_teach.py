@@ -41,8 +41,9 @@ class StrategyFollower:
     def __init__(self) -> None:
         self.lock = threading.Lock()
 
-    def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None,
-             temperature: float | None = None) -> tuple[str, int, int]:
+    def chat(
+        self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None, temperature: float | None = None
+    ) -> tuple[str, int, int]:
         system = messages[0]["content"]
         rules = system.split("Follow these strategies:\n", 1)[1] if "strategies:" in system else ""
         reply = "Hello. " + " ".join(line.split(". ", 1)[-1] for line in rules.splitlines())
@@ -54,8 +55,12 @@ def write_spec(tmp_path: Path, student_url: str, **loop: Any) -> Path:
         shutil.copy(SUPPORT / name, tmp_path / name)
     spec = {
         "name": "tiny-support",
-        "task": {"kind": "dialogue", "description": "Online store support.", "policy": "policy.yaml",
-                 "scenarios": {"source": "teacher", "learn": 6, "heldout": 5}},
+        "task": {
+            "kind": "dialogue",
+            "description": "Online store support.",
+            "policy": "policy.yaml",
+            "scenarios": {"source": "teacher", "learn": 6, "heldout": 5},
+        },
         "teacher": {"provider": "simulator", "pool": "customer_messages.jsonl", "policy": "policy.yaml"},
         "student": {"endpoint": student_url, "model": "student", "max_tokens": 12},
         "loop": {"max_rounds": 2, "top_k": 3, **loop},
@@ -80,8 +85,9 @@ def run_dialogue(tmp_path: Path, server: Any, **loop: Any) -> tuple[Path, dict[s
     return run_dir, execute_dialogue(run_dir, embed=bag_of_words)
 
 
-def test_loop_learns_strategies_that_raise_scores(tmp_path: Path, follower_server: Any,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loop_learns_strategies_that_raise_scores(
+    tmp_path: Path, follower_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DISTILL_QUIET", "1")
     run_dir, summary = run_dialogue(tmp_path, follower_server, auto_approve=True)
     store = RunStore(run_dir / "run.sqlite")
@@ -102,8 +108,9 @@ def test_loop_learns_strategies_that_raise_scores(tmp_path: Path, follower_serve
     store.close()
 
 
-def test_deploy_prompt_sent_over_http_holds_only_approved_strategies(tmp_path: Path, follower_server: Any,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_prompt_sent_over_http_holds_only_approved_strategies(
+    tmp_path: Path, follower_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DISTILL_QUIET", "1")
     run_dir, _ = run_dialogue(tmp_path, follower_server, max_rounds=1, auto_approve=False)
     library = StrategyLibrary(RunStore(run_dir / "run.sqlite"))
@@ -115,8 +122,9 @@ def test_deploy_prompt_sent_over_http_holds_only_approved_strategies(tmp_path: P
     library.transition(rejected.id, "reject")
     library.transition(retired.id, "approve")
     library.transition(retired.id, "retire")
-    scenario = library.store.query("SELECT message FROM scenarios WHERE id=?",
-                                   (approved.provenance["scenarios"][0],))[0][0]
+    scenario = library.store.query("SELECT message FROM scenarios WHERE id=?", (approved.provenance["scenarios"][0],))[
+        0
+    ][0]
     import openai
 
     client = StudentClient(openai.OpenAI(base_url=follower_server.base_url, api_key="x"), "student", 0.0, 12)
@@ -140,8 +148,9 @@ def test_audit_cli_on_a_real_run(tmp_path: Path, follower_server: Any, monkeypat
     target = library.current(["proposed"])[0]
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "agent", "strategies", *args], capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "agent", "strategies", *args], capture_output=True, text=True, timeout=120
+        )
 
     assert target.id in cli("list", str(run_dir), "--status", "proposed").stdout
     before = library.version
@@ -192,8 +201,9 @@ class Crash(RuntimeError):
     pass
 
 
-def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(tmp_path: Path, follower_server: Any,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(
+    tmp_path: Path, follower_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Killed while round 2 writes strategies: `distill resume` discards the half round, replays its teacher
     calls from the cache, finishes, and leaves no duplicate or dangling rows."""
     import agent.teach as teach
@@ -222,8 +232,9 @@ def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(tmp_path: Path, f
     store.close()
 
     env = {k: v for k, v in os.environ.items() if k != "DISTILL_QUIET"}
-    resumed = subprocess.run([sys.executable, "-m", "agent", "resume", str(run_dir)], capture_output=True,
-                             text=True, timeout=600, env=env)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "agent", "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=env
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     store = RunStore(run_dir / "run.sqlite")
@@ -233,8 +244,11 @@ def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(tmp_path: Path, f
     assert len(paid) > paid_before and store.query("SELECT COUNT(*) FROM teacher_calls WHERE cache_hit=1")[0][0]
     learn = store.query("SELECT id, round FROM scenarios WHERE split='learn'")
     for sid in {r["id"] for r in learn}:
-        per_condition = store.query("SELECT condition, COUNT(*) n FROM answers WHERE scenario_id=? AND "
-                                    "condition IN ('learning', 'reference') GROUP BY condition", (sid,))
+        per_condition = store.query(
+            "SELECT condition, COUNT(*) n FROM answers WHERE scenario_id=? AND "
+            "condition IN ('learning', 'reference') GROUP BY condition",
+            (sid,),
+        )
         assert {r["condition"]: r["n"] for r in per_condition} == {"learning": 1, "reference": 1}
     known = {r["id"] for r in learn}
     for s in StrategyLibrary(store).current():

@@ -17,19 +17,34 @@ from generators.ledger import BudgetExceeded, Ledger, Prices, prompt_token_bound
 from generators.schemas import GeneratedExamples
 from generators.teacher import InvalidOutput, Teacher, TeacherConfig, TeacherError, TeacherRequest
 
-TASK = TaskInfo("Customer messages to a bank.", {
-    "card_arrival": "the customer waits for a card", "lost_or_stolen_card": "card lost or stolen",
-    "exchange_rate": "questions about exchange rates"})
+TASK = TaskInfo(
+    "Customer messages to a bank.",
+    {
+        "card_arrival": "the customer waits for a card",
+        "lost_or_stolen_card": "card lost or stolen",
+        "exchange_rate": "questions about exchange rates",
+    },
+)
 
 
-def make_teacher(base_url: str, tmp_path: Path, *, ledger: Ledger | None = None, key: str = "sk-test",
-                 **overrides: Any) -> tuple[Teacher, MemoryJournal]:
-    settings: dict[str, Any] = {"max_attempts": 4, "max_retry_wait_s": 5.0, "backoff_initial_s": 0.05,
-                                "timeout_s": 5.0, "send_brief": True, **overrides}
+def make_teacher(
+    base_url: str, tmp_path: Path, *, ledger: Ledger | None = None, key: str = "sk-test", **overrides: Any
+) -> tuple[Teacher, MemoryJournal]:
+    settings: dict[str, Any] = {
+        "max_attempts": 4,
+        "max_retry_wait_s": 5.0,
+        "backoff_initial_s": 0.05,
+        "timeout_s": 5.0,
+        "send_brief": True,
+        **overrides,
+    }
     journal = MemoryJournal()
-    teacher = Teacher(TeacherConfig(base_url=base_url, model="sim-teacher", api_key=key, **settings),
-                      cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=ledger or Ledger(Prices()),
-                      journal=journal)
+    teacher = Teacher(
+        TeacherConfig(base_url=base_url, model="sim-teacher", api_key=key, **settings),
+        cache=ResponseCache(tmp_path / "cache.sqlite"),
+        ledger=ledger or Ledger(Prices()),
+        journal=journal,
+    )
     return teacher, journal
 
 
@@ -167,8 +182,9 @@ def test_budget_never_exceeded_with_32_concurrent_calls(make_simulator: Any, tmp
     async def main() -> list[Any]:
         try:
             reqs = [request(label="exchange_rate", n=1, index=i) for i in range(32)]
-            return list(await asyncio.gather(*(teacher.complete(r, GeneratedExamples) for r in reqs),
-                                             return_exceptions=True))
+            return list(
+                await asyncio.gather(*(teacher.complete(r, GeneratedExamples) for r in reqs), return_exceptions=True)
+            )
         finally:
             await teacher.aclose()
 

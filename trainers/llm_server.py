@@ -44,8 +44,9 @@ class RequestError(Exception):
 class ChatModel(Protocol):
     """What the server needs of a model: ``LocalChatModel``, or any test double with this method."""
 
-    def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None,
-             temperature: float | None = None) -> tuple[str, int, int]: ...
+    def chat(
+        self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None, temperature: float | None = None
+    ) -> tuple[str, int, int]: ...
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,18 @@ def parse_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
     if body.get("stream"):
-        raise RequestError("stream=true is not supported by the local student server", "unsupported_parameter",
-                           "stream")
+        raise RequestError(
+            "stream=true is not supported by the local student server", "unsupported_parameter", "stream"
+        )
     if body.get("n", 1) not in (1, None):
         raise RequestError("n > 1 is not supported; send separate requests", "unsupported_parameter", "n")
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    return ChatRequest(messages=_messages(body.get("messages")),
-                       max_tokens=_optional_int(max_tokens, "max_tokens", minimum=1),
-                       temperature=_temperature(body.get("temperature")),
-                       seed=_optional_int(body.get("seed"), "seed", minimum=None))
+    return ChatRequest(
+        messages=_messages(body.get("messages")),
+        max_tokens=_optional_int(max_tokens, "max_tokens", minimum=1),
+        temperature=_temperature(body.get("temperature")),
+        seed=_optional_int(body.get("seed"), "seed", minimum=None),
+    )
 
 
 def _messages(messages: Any) -> list[dict[str, str]]:
@@ -110,8 +114,11 @@ def _temperature(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_TEMPERATURE:
-        raise RequestError(f"'temperature' must be a number from 0 to {MAX_TEMPERATURE:g} (got {value!r})",
-                           "invalid_value", "temperature")
+        raise RequestError(
+            f"'temperature' must be a number from 0 to {MAX_TEMPERATURE:g} (got {value!r})",
+            "invalid_value",
+            "temperature",
+        )
     return float(value)
 
 
@@ -120,8 +127,9 @@ def _temperature(value: Any) -> float | None:
 
 def openai_error(status: int, message: str, type_: str, code: str | None, param: str | None = None) -> JSONResponse:
     """An error in OpenAI's shape, so the SDK raises its usual typed exceptions (BadRequestError, ...)."""
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
-                        status_code=status)
+    return JSONResponse(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}, status_code=status
+    )
 
 
 def completion_json(done: Completion, *, model: str, id_: str) -> dict[str, Any]:
@@ -132,10 +140,19 @@ def completion_json(done: Completion, *, model: str, id_: str) -> dict[str, Any]
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text, "refusal": None},
-                     "logprobs": None, "finish_reason": done.finish_reason}],
-        "usage": {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-                  "total_tokens": done.prompt_tokens + done.completion_tokens},
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": done.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": done.finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": done.prompt_tokens,
+            "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens,
+        },
     }
 
 
@@ -163,18 +180,21 @@ class _Endpoints:
             done = await run_in_threadpool(self._generate, chat)
         except Exception as exc:  # the model failed, not the request: report it as the server's error
             _log.exception("local student generation failed")
-            return openai_error(500, f"generation failed: {type(exc).__name__}: {exc}", "server_error",
-                                "generation_failed")
+            return openai_error(
+                500, f"generation failed: {type(exc).__name__}: {exc}", "server_error", "generation_failed"
+            )
         id_ = f"chatcmpl-local-{next(self._ids):08d}"
         return JSONResponse(completion_json(done, model=self.model_name, id_=id_))
 
     def _generate(self, chat: ChatRequest) -> Completion:
         """Run the model (in a worker thread). Only a ``LocalChatModel`` knows seeds and finish reasons."""
         if isinstance(self.model, LocalChatModel):
-            return self.model.complete(chat.messages, max_new_tokens=chat.max_tokens, temperature=chat.temperature,
-                                       seed=chat.seed)
-        text, prompt, completion = self.model.chat(chat.messages, max_new_tokens=chat.max_tokens,
-                                                   temperature=chat.temperature)
+            return self.model.complete(
+                chat.messages, max_new_tokens=chat.max_tokens, temperature=chat.temperature, seed=chat.seed
+            )
+        text, prompt, completion = self.model.chat(
+            chat.messages, max_new_tokens=chat.max_tokens, temperature=chat.temperature
+        )
         capped = chat.max_tokens is not None and completion >= chat.max_tokens
         return Completion(text, prompt, completion, "length" if capped else "stop")
 
@@ -198,10 +218,13 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 def create_app(model: ChatModel, model_name: str, requests: list[dict[str, Any]]) -> Starlette:
     """The Starlette app serving ``model`` under ``model_name``; received bodies are appended to ``requests``."""
     endpoints = _Endpoints(model, model_name, requests)
-    return Starlette(exception_handlers={404: _not_found, 405: _not_found}, routes=[
-        Route("/v1/models", endpoints.models, methods=["GET"]),
-        Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
-    ])
+    return Starlette(
+        exception_handlers={404: _not_found, 405: _not_found},
+        routes=[
+            Route("/v1/models", endpoints.models, methods=["GET"]),
+            Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------- serving
@@ -215,12 +238,20 @@ class LocalChatServer:
     the student was sent over HTTP. ``base_url`` ends in ``/v1``, ready for ``openai.OpenAI(base_url=...)``.
     """
 
-    def __init__(self, model: ChatModel, *, model_name: str = "local-student", host: str = "127.0.0.1",
-                 port: int = 0, startup_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        model_name: str = "local-student",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout_s: float = 30.0,
+    ) -> None:
         self.model, self.model_name = model, model_name
         self.requests: list[dict[str, Any]] = []
-        self._serving = BackgroundServer(name="local student server", host=host, port=port,
-                                         startup_timeout_s=startup_timeout_s)
+        self._serving = BackgroundServer(
+            name="local student server", host=host, port=port, startup_timeout_s=startup_timeout_s
+        )
         self.base_url = ""
 
     def start(self) -> LocalChatServer:
@@ -235,6 +266,7 @@ class LocalChatServer:
     def __enter__(self) -> LocalChatServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -42,8 +42,9 @@ def smollm2_gguf() -> Path:
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     gguf = Path(locations[0]) / SMOLLM2_GGUF if locations else None
     if gguf is None or not gguf.is_file():
-        raise LocalModelError(f"SmolLM2 is not installed (no {SMOLLM2_GGUF} in package {SMOLLM2_PACKAGE}); "
-                              f"run `{INSTALL_HINT}`")
+        raise LocalModelError(
+            f"SmolLM2 is not installed (no {SMOLLM2_GGUF} in package {SMOLLM2_PACKAGE}); run `{INSTALL_HINT}`"
+        )
     if importlib.util.find_spec("gguf") is None:
         raise LocalModelError(f"reading SmolLM2's GGUF file needs the `gguf` package; run `{INSTALL_HINT}`")
     return gguf
@@ -97,8 +98,12 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     _declare_float32(out / "config.json")
-    provenance = {"source": f"{SMOLLM2_PACKAGE}/{gguf.name}", "bytes": gguf.stat().st_size,
-                  "stored_dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__}
+    provenance = {
+        "source": f"{SMOLLM2_PACKAGE}/{gguf.name}",
+        "bytes": gguf.stat().st_size,
+        "stored_dtype": str(dtype).removeprefix("torch."),
+        "torch": torch.__version__,
+    }
     (out / MARKER).write_text(json.dumps(provenance, indent=2) + "\n")
 
 
@@ -164,8 +169,15 @@ class LocalChatModel:
     ``None`` leaves torch's setting alone.
     """
 
-    def __init__(self, path: Path | str, *, max_new_tokens: int = 128, temperature: float = 0.0,
-                 seed: int = 0, num_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        seed: int = 0,
+        num_threads: int | None = None,
+    ) -> None:
         if num_threads is not None:
             import torch
 
@@ -177,14 +189,21 @@ class LocalChatModel:
         # Re-entrant and public: a caller may hold it around several calls to keep other requests out between them.
         self.lock = threading.RLock()
 
-    def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None,
-             temperature: float | None = None) -> tuple[str, int, int]:
+    def chat(
+        self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None, temperature: float | None = None
+    ) -> tuple[str, int, int]:
         """(answer text, prompt tokens, completion tokens) for ``messages``."""
         done = self.complete(messages, max_new_tokens=max_new_tokens, temperature=temperature)
         return done.text, done.prompt_tokens, done.completion_tokens
 
-    def complete(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None,
-                 temperature: float | None = None, seed: int | None = None) -> Completion:
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+    ) -> Completion:
         """The answer to ``messages`` with its token counts and finish reason (what the server needs)."""
         import torch
 
@@ -194,8 +213,9 @@ class LocalChatModel:
             raise ValueError(f"max_new_tokens must be >= 1 and temperature >= 0 (got {limit}, {temp})")
         with self.lock, torch.inference_mode(), torch.random.fork_rng(devices=[]):
             # Tokenizing inside the lock too: a fast tokenizer used from two threads at once can fail.
-            inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
-                                                        return_tensors="pt")
+            inputs = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+            )
             # fork_rng: sampling must not disturb (or depend on) the host process's global torch RNG.
             torch.manual_seed(self._seeds.randrange(2**32) if seed is None else seed)
             output = self.model.generate(**inputs, generation_config=self._generation_config(limit, temp))
@@ -243,7 +263,9 @@ def _load(path: Path) -> tuple[Any, Any]:
         raise LocalModelError(f"{path} is not a Hugging Face model folder (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if not tokenizer.chat_template:
-        raise LocalModelError(f"{path}: the tokenizer has no chat template, so chat messages cannot be "
-                              "formatted; use an instruction-tuned model's folder")
+        raise LocalModelError(
+            f"{path}: the tokenizer has no chat template, so chat messages cannot be "
+            "formatted; use an instruction-tuned model's folder"
+        )
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, local_files_only=True)
     return tokenizer, model.eval()

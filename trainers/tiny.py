@@ -12,9 +12,17 @@ from typing import Any
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def build_tiny_encoder(directory: Path, texts: list[str], *, hidden_size: int = 32, layers: int = 2,
-                       heads: int = 2, intermediate_size: int = 64, vocab_size: int = 400,
-                       seed: int = 0) -> str:
+def build_tiny_encoder(
+    directory: Path,
+    texts: list[str],
+    *,
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    intermediate_size: int = 64,
+    vocab_size: int = 400,
+    seed: int = 0,
+) -> str:
     """Write a tiny BERT + WordPiece tokenizer (trained on ``texts``) into ``directory``; return its path."""
     import torch
     from transformers import BertConfig, BertModel
@@ -22,9 +30,15 @@ def build_tiny_encoder(directory: Path, texts: list[str], *, hidden_size: int = 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = _fast_tokenizer(texts, vocab_size)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=intermediate_size,
-                        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the same texts and seed give the same tiny model
         model = BertModel(config)
@@ -48,8 +62,16 @@ def _fast_tokenizer(texts: list[str], vocab_size: int) -> Any:
     raw.train_from_iterator(texts, trainer)
     cls_id, sep_id = raw.token_to_id("[CLS]"), raw.token_to_id("[SEP]")
     raw.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
-                                   model_max_length=128)
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    )

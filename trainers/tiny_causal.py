@@ -20,8 +20,17 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_causal_lm(directory: Path, texts: list[str], *, hidden_size: int = 32, layers: int = 2,
-                         heads: int = 2, intermediate_size: int = 64, vocab_size: int = 400, seed: int = 0) -> str:
+def build_tiny_causal_lm(
+    directory: Path,
+    texts: list[str],
+    *,
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    intermediate_size: int = 64,
+    vocab_size: int = 400,
+    seed: int = 0,
+) -> str:
     """Write a tiny LlamaForCausalLM + byte-level BPE tokenizer (trained on ``texts``) into ``directory``."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -29,19 +38,31 @@ def build_tiny_causal_lm(directory: Path, texts: list[str], *, hidden_size: int 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = _chat_tokenizer(texts, vocab_size)
-    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in
-           (("pad", "<|endoftext|>"), ("bos", "<|im_start|>"), ("eos", "<|im_end|>"))}
+    ids = {
+        name: tokenizer.convert_tokens_to_ids(token)
+        for name, token in (("pad", "<|endoftext|>"), ("bos", "<|im_start|>"), ("eos", "<|im_end|>"))
+    }
     # Untied output head: with tied embeddings a random model's greedy answer just repeats the prompt's last
     # token (a newline, stripped to nothing); an independent head gives a visible, deterministic answer.
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=heads, intermediate_size=intermediate_size,
-                         max_position_embeddings=1024, tie_word_embeddings=False, pad_token_id=ids["pad"],
-                         bos_token_id=ids["bos"], eos_token_id=ids["eos"])
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        pad_token_id=ids["pad"],
+        bos_token_id=ids["bos"],
+        eos_token_id=ids["eos"],
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the same texts and seed give the same tiny model
         model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(bos_token_id=ids["bos"], eos_token_id=ids["eos"],
-                                               pad_token_id=ids["pad"])
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"]
+    )
     model.save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
     return str(directory)
@@ -58,10 +79,17 @@ def _chat_tokenizer(texts: list[str], vocab_size: int) -> Any:
     # Byte-level: any text (accents, emoji) encodes without an unknown token, as in real LLM tokenizers.
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     raw.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>", model_max_length=1024)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=1024,
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer

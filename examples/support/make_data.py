@@ -30,8 +30,9 @@ def read(path: Path) -> dict[str, list[str]]:
     return by_label
 
 
-def sample(by_label: dict[str, list[str]], intents: list[str], k: int, exclude: set[str],
-           rng: random.Random) -> list[dict[str, str]]:
+def sample(
+    by_label: dict[str, list[str]], intents: list[str], k: int, exclude: set[str], rng: random.Random
+) -> list[dict[str, str]]:
     """``k`` texts per intent, none of them (case-insensitively) in ``exclude``."""
     rows = []
     for intent in intents:

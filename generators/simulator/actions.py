@@ -73,8 +73,12 @@ def generate(brief: Brief, ctx: ActionContext) -> dict[str, Any]:
     label = _known_label(brief.get("label"), ctx.index, "label")
     n = _count(brief.get("n"))
     like, avoid = _texts(brief, "like"), _texts(brief, "avoid")
-    spec = DrawSpec(like=ctx.index.vectorize(like) if like else None, length=_length(brief),
-                    exclude=frozenset(normalise(t) for t in like + avoid), width=ctx.config.diversity_width)
+    spec = DrawSpec(
+        like=ctx.index.vectorize(like) if like else None,
+        length=_length(brief),
+        exclude=frozenset(normalise(t) for t in like + avoid),
+        width=ctx.config.diversity_width,
+    )
     with ctx.usage.lock:  # held for in-memory work only; the server never awaits while holding it
         plan = [_slot_kind(ctx, label, bool(like)) for _ in range(n)]
         own = draw(ctx.index, ctx.usage, label, plan.count("pool"), spec, ctx.rng)
@@ -100,8 +104,9 @@ def _slot_kind(ctx: ActionContext, label: str, has_like: bool) -> str:
     return "pool"
 
 
-def _fill(plan: list[str], own: list[int], noisy: list[int], like: list[str], label: str,
-          ctx: ActionContext) -> list[str]:
+def _fill(
+    plan: list[str], own: list[int], noisy: list[int], like: list[str], label: str, ctx: ActionContext
+) -> list[str]:
     """Texts in slot order; slots whose class ran out of unused items are dropped (fewer examples)."""
     items, rng = ctx.index.items, ctx.rng
     sources = {"pool": iter(own), "noise": iter(noisy)}
@@ -173,8 +178,7 @@ def _known_label(value: Any, index: PoolIndex, name: str) -> str:
         raise ActionError(f"brief.{name} must be a string label, got {value!r}")
     if value not in index.rows:
         shown = ", ".join(index.labels[:20]) + (", …" if len(index.labels) > 20 else "")
-        raise ActionError(f"unknown label {value!r}; the simulator's pool has labels: {shown}",
-                          code="unknown_label")
+        raise ActionError(f"unknown label {value!r}; the simulator's pool has labels: {shown}", code="unknown_label")
     return value
 
 

@@ -61,8 +61,9 @@ class BatchAPIError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
     def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": "invalid_request_error", "param": self.param,
-                          "code": self.code}}
+        body = {
+            "error": {"message": self.message, "type": "invalid_request_error", "param": self.param, "code": self.code}
+        }
         return JSONResponse(body, status_code=self.status)
 
 
@@ -79,9 +80,17 @@ class StoredFile:
     created_at: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "object": "file", "bytes": len(self.content), "created_at": self.created_at,
-                "filename": self.filename, "purpose": self.purpose, "status": "processed", "expires_at": None,
-                "status_details": None}
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": len(self.content),
+            "created_at": self.created_at,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
 
 
 @dataclass
@@ -112,21 +121,41 @@ class BatchJob:
             usage = line["response"]["body"].get("usage") or {}
             tokens_in += int(usage.get("prompt_tokens", 0))
             tokens_out += int(usage.get("completion_tokens", 0))
-        return {"input_tokens": tokens_in, "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": tokens_out, "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": tokens_in + tokens_out}
+        return {
+            "input_tokens": tokens_in,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": tokens_out,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": tokens_in + tokens_out,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         errors = None if self.errors is None else {"object": "list", "data": self.errors}
-        stamps = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at",
-                  "cancelled_at")
+        stamps = (
+            "in_progress_at",
+            "finalizing_at",
+            "completed_at",
+            "failed_at",
+            "expired_at",
+            "cancelling_at",
+            "cancelled_at",
+        )
         return {
-            "id": self.id, "object": "batch", "endpoint": self.endpoint, "model": self.model, "errors": errors,
-            "input_file_id": self.input_file_id, "completion_window": self.completion_window,
-            "status": self.status, "output_file_id": self.output_file_id, "error_file_id": self.error_file_id,
-            "created_at": self.created_at, "expires_at": self.created_at + 24 * 3600,
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "errors": errors,
+            "input_file_id": self.input_file_id,
+            "completion_window": self.completion_window,
+            "status": self.status,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "created_at": self.created_at,
+            "expires_at": self.created_at + 24 * 3600,
             **{name: self.times.get(name) for name in stamps},
-            "request_counts": self.counts(), "usage": self.usage() if self.status in _FINAL else None,
+            "request_counts": self.counts(),
+            "usage": self.usage() if self.status in _FINAL else None,
             "metadata": self.metadata,
         }
 
@@ -143,11 +172,19 @@ def validate_input(content: bytes, endpoint: str) -> tuple[list[dict[str, Any]],
         return [], [_line_error(0, "invalid_file", "The input file is not valid UTF-8 text.")]
     lines = [(number, raw) for number, raw in enumerate(text.splitlines(), 1) if raw.strip()]
     if not lines:
-        return [], [_line_error(0, "empty_file", "The batch input file is empty. Please provide a file with at "
-                                                 "least one request.")]
+        return [], [
+            _line_error(
+                0, "empty_file", "The batch input file is empty. Please provide a file with at least one request."
+            )
+        ]
     if len(lines) > MAX_LINES:
-        return [], [_line_error(0, "too_many_tasks", f"The batch input file has {len(lines)} requests; a batch "
-                                                     f"can hold at most {MAX_LINES}.")]
+        return [], [
+            _line_error(
+                0,
+                "too_many_tasks",
+                f"The batch input file has {len(lines)} requests; a batch can hold at most {MAX_LINES}.",
+            )
+        ]
     requests, errors, seen, model = [], [], set(), None
     for number, raw in lines:
         try:
@@ -159,30 +196,54 @@ def validate_input(content: bytes, endpoint: str) -> tuple[list[dict[str, Any]],
             continue
         custom_id, body = item.get("custom_id"), item.get("body")
         if not isinstance(custom_id, str) or not custom_id:
-            errors.append(_line_error(number, "missing_required_parameter",
-                                      "Each request must have a 'custom_id' string.", "custom_id"))
+            errors.append(
+                _line_error(
+                    number, "missing_required_parameter", "Each request must have a 'custom_id' string.", "custom_id"
+                )
+            )
         elif custom_id in seen:
-            errors.append(_line_error(number, "duplicate_custom_id", "The custom_id for this request is a duplicate "
-                                      "of another request. The custom_id parameter must be unique for each "
-                                      "individual request in a batch.", "custom_id"))
+            errors.append(
+                _line_error(
+                    number,
+                    "duplicate_custom_id",
+                    "The custom_id for this request is a duplicate "
+                    "of another request. The custom_id parameter must be unique for each "
+                    "individual request in a batch.",
+                    "custom_id",
+                )
+            )
         if isinstance(custom_id, str):
             seen.add(custom_id)
         if item.get("method") != "POST":
-            errors.append(_line_error(number, "invalid_method", "The method for this request must be 'POST'.",
-                                      "method"))
+            errors.append(
+                _line_error(number, "invalid_method", "The method for this request must be 'POST'.", "method")
+            )
         if item.get("url") != endpoint:
-            errors.append(_line_error(number, "url_mismatch", f"The URL provided for this request does not match "
-                                      f"the batch endpoint '{endpoint}'.", "url"))
+            errors.append(
+                _line_error(
+                    number,
+                    "url_mismatch",
+                    f"The URL provided for this request does not match the batch endpoint '{endpoint}'.",
+                    "url",
+                )
+            )
         if not isinstance(body, dict):
-            errors.append(_line_error(number, "invalid_body", "The body of this request must be a JSON object.",
-                                      "body"))
+            errors.append(
+                _line_error(number, "invalid_body", "The body of this request must be a JSON object.", "body")
+            )
             continue
         line_model = body.get("model")
         if model is None:
             model = line_model
         elif line_model != model:
-            errors.append(_line_error(number, "model_mismatch", "The provided model for this request does not "
-                                      "match the model of the other requests in the batch.", "body.model"))
+            errors.append(
+                _line_error(
+                    number,
+                    "model_mismatch",
+                    "The provided model for this request does not match the model of the other requests in the batch.",
+                    "body.model",
+                )
+            )
         requests.append(item)
     return ([], errors) if errors else (requests, [])
 
@@ -200,8 +261,11 @@ class BatchStore:
 
     def counters(self) -> dict[str, int]:
         """For /_sim/stats: files uploaded, batch jobs created, batch lines answered."""
-        return {"files_uploaded": self.files_uploaded, "batches_created": self.batches_created,
-                "batch_lines": self.batch_lines}
+        return {
+            "files_uploaded": self.files_uploaded,
+            "batches_created": self.batches_created,
+            "batch_lines": self.batch_lines,
+        }
 
     def reset_counters(self) -> None:
         self.files_uploaded = self.batches_created = self.batch_lines = 0
@@ -213,8 +277,9 @@ class BatchStore:
 
     def upload(self, filename: str, purpose: str, content: bytes) -> StoredFile:
         if purpose not in FILE_PURPOSES:
-            raise BatchAPIError(400, f"'{purpose}' is not one of {list(FILE_PURPOSES)} - 'purpose'", "purpose",
-                                "invalid_value")
+            raise BatchAPIError(
+                400, f"'{purpose}' is not one of {list(FILE_PURPOSES)} - 'purpose'", "purpose", "invalid_value"
+            )
         self.files_uploaded += 1
         return self._store(filename, purpose, content)
 
@@ -236,22 +301,38 @@ class BatchStore:
             if not isinstance(value, str) or not value:
                 raise BatchAPIError(400, f"Missing required parameter: '{name}'.", name, "missing_required_parameter")
         if endpoint != BATCH_ENDPOINT:
-            raise BatchAPIError(400, f"Invalid endpoint '{endpoint}': the simulator serves only {BATCH_ENDPOINT}.",
-                                "endpoint", "invalid_value")
+            raise BatchAPIError(
+                400,
+                f"Invalid endpoint '{endpoint}': the simulator serves only {BATCH_ENDPOINT}.",
+                "endpoint",
+                "invalid_value",
+            )
         if window != COMPLETION_WINDOW:
-            raise BatchAPIError(400, f"Invalid completion_window '{window}': only '{COMPLETION_WINDOW}' is supported.",
-                                "completion_window", "invalid_value")
+            raise BatchAPIError(
+                400,
+                f"Invalid completion_window '{window}': only '{COMPLETION_WINDOW}' is supported.",
+                "completion_window",
+                "invalid_value",
+            )
         metadata = body.get("metadata")
-        if metadata is not None and not (isinstance(metadata, dict) and len(metadata) <= 16
-                                         and all(isinstance(v, str) for v in metadata.values())):
-            raise BatchAPIError(400, "metadata must be an object of at most 16 string values.", "metadata",
-                                "invalid_value")
+        if metadata is not None and not (
+            isinstance(metadata, dict) and len(metadata) <= 16 and all(isinstance(v, str) for v in metadata.values())
+        ):
+            raise BatchAPIError(
+                400, "metadata must be an object of at most 16 string values.", "metadata", "invalid_value"
+            )
         stored = self.file(str(file_id))
         if stored.purpose != "batch":
-            raise BatchAPIError(400, f"The input file {file_id} was uploaded with purpose '{stored.purpose}'; a batch "
-                                "needs a file uploaded with purpose 'batch'.", "input_file_id", "invalid_value")
-        job = BatchJob(_id("batch_"), stored.id, str(endpoint), str(window), metadata, int(time.time()),
-                       time.monotonic())
+            raise BatchAPIError(
+                400,
+                f"The input file {file_id} was uploaded with purpose '{stored.purpose}'; a batch "
+                "needs a file uploaded with purpose 'batch'.",
+                "input_file_id",
+                "invalid_value",
+            )
+        job = BatchJob(
+            _id("batch_"), stored.id, str(endpoint), str(window), metadata, int(time.time()), time.monotonic()
+        )
         self.jobs[job.id] = job
         self.batches_created += 1
         return job
@@ -261,8 +342,9 @@ class BatchStore:
             job.status = "cancelling"
             job.times["cancelling_at"] = int(time.time())
         elif job.status != "cancelling":
-            raise BatchAPIError(409, f"Cannot cancel a batch with status '{job.status}'.", None,
-                                "batch_not_cancellable")
+            raise BatchAPIError(
+                409, f"Cannot cancel a batch with status '{job.status}'.", None, "batch_not_cancellable"
+            )
 
     def advance(self, job: BatchJob, answer: Answer) -> None:
         """Bring ``job`` up to now: validate it, answer the lines due by now, finish it when its time has come."""
@@ -293,13 +375,26 @@ class BatchStore:
     def _answer_line(self, item: dict[str, Any], answer: Answer) -> dict[str, Any]:
         self.batch_lines += 1
         if self._rng.random() < self.config.batch_failure_rate:
-            status, body = 500, {"error": {"message": "The server had an error while processing your request "
-                                                      "(simulated batch line failure).", "type": "server_error",
-                                           "param": None, "code": "internal_error"}}
+            status, body = (
+                500,
+                {
+                    "error": {
+                        "message": "The server had an error while processing your request "
+                        "(simulated batch line failure).",
+                        "type": "server_error",
+                        "param": None,
+                        "code": "internal_error",
+                    }
+                },
+            )
         else:
             status, body = answer(item["body"])
-        return {"id": _id("batch_req_"), "custom_id": item["custom_id"],
-                "response": {"status_code": status, "request_id": _id("req_"), "body": body}, "error": None}
+        return {
+            "id": _id("batch_req_"),
+            "custom_id": item["custom_id"],
+            "response": {"status_code": status, "request_id": _id("req_"), "body": body},
+            "error": None,
+        }
 
     def _finish(self, job: BatchJob, status: str) -> None:
         now = int(time.time())
@@ -377,8 +472,9 @@ class BatchEndpoints:
             if "file" not in fields:
                 raise BatchAPIError(400, "Missing required parameter: 'file'.", "file", "missing_required_parameter")
             if "purpose" not in fields:
-                raise BatchAPIError(400, "Missing required parameter: 'purpose'.", "purpose",
-                                    "missing_required_parameter")
+                raise BatchAPIError(
+                    400, "Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter"
+                )
             filename, content = fields["file"]
             purpose = fields["purpose"][1].decode("utf-8", "replace").strip()
             stored = self.store.upload(filename or "upload", purpose, content)
@@ -425,8 +521,15 @@ class BatchEndpoints:
         for job in jobs:
             self.store.advance(job, self.answer)
         data = [job.to_dict() for job in jobs]
-        return JSONResponse({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                             "last_id": data[-1]["id"] if data else None, "has_more": False})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": False,
+            }
+        )
 
     async def retrieve(self, request: Request) -> Response:
         if (refused := self.guard(request)) is not None:

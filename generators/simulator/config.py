@@ -38,25 +38,35 @@ class SimulatorConfig:
     rate_malformed: float = _knob(0.0, "Probability of a 200 whose content is not valid JSON (prose + cut JSON).")
     rate_truncated: float = _knob(0.0, "Probability of a 200 cut mid-JSON with finish_reason 'length'.")
     label_noise: float = _knob(
-        0.0, "Per example: draw the text from the most confusable class but keep the requested label; "
-             "for the label action, answer the confusable class.")
+        0.0,
+        "Per example: draw the text from the most confusable class but keep the requested label; "
+        "for the label action, answer the confusable class.",
+    )
     dup_rate: float = _knob(0.0, "Per generated example: repeat an item the simulator returned earlier.")
     copy_rate: float = _knob(0.0, "Per generated example: echo one of the brief's 'like' texts verbatim (leakage).")
     refusal_rate: float = _knob(0.0, "Per generated example: the text is a refusal instead of data.")
     diversity_width: int = _knob(
-        8, "With 'like' texts, sample n items uniformly from the top diversity_width × n most similar ones.")
+        8, "With 'like' texts, sample n items uniformly from the top diversity_width × n most similar ones."
+    )
     batch_delay_s: float = _knob(
-        0.0, "Batch API: seconds from a job's creation until it is completed; it is in_progress until then, its "
-             "request_counts growing with the time elapsed (0: completed at the first poll).")
+        0.0,
+        "Batch API: seconds from a job's creation until it is completed; it is in_progress until then, its "
+        "request_counts growing with the time elapsed (0: completed at the first poll).",
+    )
     batch_failure_rate: float = _knob(
-        0.0, "Batch API: probability that a line fails with a 500 (it goes to the job's error file).")
+        0.0, "Batch API: probability that a line fails with a 500 (it goes to the job's error file)."
+    )
     api_key: str | None = _knob(None, "If set, every /v1 request must carry 'Authorization: Bearer <api_key>'.")
     policy_path: str | None = _knob(
-        None, "Policy YAML (flows of intents with checkable criteria) for the strategy-teaching actions "
-              "scenario, respond, judge and strategize; without it those actions answer 400.")
+        None,
+        "Policy YAML (flows of intents with checkable criteria) for the strategy-teaching actions "
+        "scenario, respond, judge and strategize; without it those actions answer 400.",
+    )
     profile: str | None = _knob(
-        None, "Conformance profile: reject what this real provider rejects, with its status and error body, and "
-              f"ignore response_format where it does ({', '.join(PROFILE_NAMES)}); unset: accept any request.")
+        None,
+        "Conformance profile: reject what this real provider rejects, with its status and error body, and "
+        f"ignore response_format where it does ({', '.join(PROFILE_NAMES)}); unset: accept any request.",
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -69,10 +79,14 @@ class SimulatorConfig:
             _check_range(name, getattr(self, name), 0.0, math.inf)
         total = sum(getattr(self, name) for name in FAULT_RATE_FIELDS)
         if total > 1.0 + 1e-9:
-            raise ValueError(f"{' + '.join(FAULT_RATE_FIELDS)} must sum to at most 1 (one fault per request), "
-                             f"got {total:g}")
-        if isinstance(self.diversity_width, bool) or not isinstance(self.diversity_width, int) \
-                or self.diversity_width < 1:
+            raise ValueError(
+                f"{' + '.join(FAULT_RATE_FIELDS)} must sum to at most 1 (one fault per request), got {total:g}"
+            )
+        if (
+            isinstance(self.diversity_width, bool)
+            or not isinstance(self.diversity_width, int)
+            or self.diversity_width < 1
+        ):
             raise ValueError(f"diversity_width must be an integer ≥ 1, got {self.diversity_width!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ValueError("api_key must be a non-empty string or None (no authentication)")

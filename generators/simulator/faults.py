@@ -56,8 +56,13 @@ class FaultPlan:
         # One uniform number against cumulative rates: at most one fault per request.
         u, edge = self._rng.random(), 0.0
         config = self._config
-        for outcome, rate in (("429", config.rate_429), ("5xx", config.rate_5xx), ("hang", config.rate_hang),
-                              ("malformed", config.rate_malformed), ("truncated", config.rate_truncated)):
+        for outcome, rate in (
+            ("429", config.rate_429),
+            ("5xx", config.rate_5xx),
+            ("hang", config.rate_hang),
+            ("malformed", config.rate_malformed),
+            ("truncated", config.rate_truncated),
+        ):
             edge += rate
             if u < edge:
                 return outcome

@@ -44,7 +44,7 @@ def load_pool(path: Path) -> list[PoolItem]:
             if line.strip():
                 items.append(_parse_line(line, path, number))
     if not items:
-        raise ValueError(f"{path}: the pool is empty; it needs JSONL lines like {{\"text\": ..., \"label\": ...}}")
+        raise ValueError(f'{path}: the pool is empty; it needs JSONL lines like {{"text": ..., "label": ...}}')
     return items
 
 
@@ -72,8 +72,10 @@ def _vectorizers(size: int) -> list[TfidfVectorizer]:
     """Word n-grams catch topic; char n-grams catch spelling variants of short texts."""
     prune = size >= _PRUNE_FROM
     common: dict[str, Any] = {"sublinear_tf": True, "dtype": np.float32, "max_df": 0.3 if prune else 1.0}
-    return [TfidfVectorizer(analyzer="word", ngram_range=(1, 2), **common),
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2 if prune else 1, **common)]
+    return [
+        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), **common),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2 if prune else 1, **common),
+    ]
 
 
 class TfidfFeatures:
@@ -104,8 +106,9 @@ class TfidfFeatures:
             values.append(vals)
             indptr.append(len(indices))
         data = np.concatenate(values) if values else np.zeros(0, dtype=np.float32)
-        return sp.csr_matrix((data, np.array(indices, dtype=np.int64), np.array(indptr, dtype=np.int64)),
-                             shape=(len(texts), self.dim))
+        return sp.csr_matrix(
+            (data, np.array(indices, dtype=np.int64), np.array(indptr, dtype=np.int64)), shape=(len(texts), self.dim)
+        )
 
     def _row(self, text: str) -> tuple[list[int], np.ndarray]:
         cols: list[int] = []
@@ -166,8 +169,10 @@ class PoolIndex:
         """Each label → the other label whose TF-IDF centroid is most similar (itself if it is alone)."""
         # Sparse label-indicator product: a dense (labels × vocabulary) centroid matrix would be large.
         cols = self._label_codes
-        indicator = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (cols, np.arange(len(cols)))),
-                                  shape=(len(self.labels), len(self.items)))
+        indicator = sp.csr_matrix(
+            (np.ones(len(cols), dtype=np.float32), (cols, np.arange(len(cols)))),
+            shape=(len(self.labels), len(self.items)),
+        )
         centroids = normalize(indicator @ self.matrix)
         sims = (centroids @ centroids.T).toarray()
         np.fill_diagonal(sims, -np.inf)

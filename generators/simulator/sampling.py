@@ -55,15 +55,13 @@ class DrawSpec:
     width: int = 8
 
 
-def draw(index: PoolIndex, usage: PoolUsage, label: str, k: int, spec: DrawSpec,
-         rng: np.random.Generator) -> list[int]:
+def draw(index: PoolIndex, usage: PoolUsage, label: str, k: int, spec: DrawSpec, rng: np.random.Generator) -> list[int]:
     """Pick up to ``k`` unused rows of ``label`` (fewer when it runs out); does not mark them used."""
     if k <= 0:
         return []
     candidates = usage.unused(index.rows[label])
     if spec.exclude:
-        candidates = np.array([r for r in candidates if index.keys[r] not in spec.exclude],
-                              dtype=np.int64)
+        candidates = np.array([r for r in candidates if index.keys[r] not in spec.exclude], dtype=np.int64)
     candidates = _prefer_length(index, label, candidates, spec.length, k)
     if spec.like is not None and len(candidates) > k:
         candidates = _most_similar(index, candidates, spec.like, max(k, spec.width * k))
@@ -71,8 +69,7 @@ def draw(index: PoolIndex, usage: PoolUsage, label: str, k: int, spec: DrawSpec,
     return [int(r) for r in rng.choice(candidates, size=size, replace=False)] if size else []
 
 
-def _prefer_length(index: PoolIndex, label: str, candidates: np.ndarray, length: str | None,
-                   k: int) -> np.ndarray:
+def _prefer_length(index: PoolIndex, label: str, candidates: np.ndarray, length: str | None, k: int) -> np.ndarray:
     """Keep items below/above the label's median length, unless that leaves fewer than ``k`` (best effort)."""
     if length not in ("short", "long"):
         return candidates

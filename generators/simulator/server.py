@@ -86,8 +86,9 @@ class SimulatorState:
         self.profile = None if self.config.profile is None else PROFILES[self.config.profile]
         self.batches = BatchStore(self.config)
         # A separate stream from the fault RNG, so scripting faults does not change the content drawn.
-        self.context = ActionContext(self.config, self.index, PoolUsage(len(self.index)),
-                                     np.random.default_rng([self.config.seed, 1]))
+        self.context = ActionContext(
+            self.config, self.index, PoolUsage(len(self.index)), np.random.default_rng([self.config.seed, 1])
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """The /_sim/stats document."""
@@ -115,8 +116,9 @@ def error_body(message: str, type_: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
-def openai_error(status: int, message: str, type_: str, code: str | None,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
+def openai_error(
+    status: int, message: str, type_: str, code: str | None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """An error in OpenAI's shape, so the SDK raises its usual typed exceptions."""
     return JSONResponse(error_body(message, type_, code), status_code=status, headers=headers)
 
@@ -125,17 +127,25 @@ def _fault_response(outcome: str, config: SimulatorConfig) -> JSONResponse:
     if outcome == "429":
         seconds = config.retry_after_s
         header = str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
-        return openai_error(429, "Rate limit reached for requests (simulated). Please try again later.",
-                            "requests", "rate_limit_exceeded", headers={"Retry-After": header})
+        return openai_error(
+            429,
+            "Rate limit reached for requests (simulated). Please try again later.",
+            "requests",
+            "rate_limit_exceeded",
+            headers={"Retry-After": header},
+        )
     if outcome == "503":
-        return openai_error(503, "The server is overloaded or not ready yet (simulated).", "server_error",
-                            "service_unavailable")
-    return openai_error(500, "The server had an error while processing your request (simulated).",
-                        "server_error", "internal_error")
+        return openai_error(
+            503, "The server is overloaded or not ready yet (simulated).", "server_error", "service_unavailable"
+        )
+    return openai_error(
+        500, "The server had an error while processing your request (simulated).", "server_error", "internal_error"
+    )
 
 
-def _completion(state: SimulatorState, model: str, content: str, finish_reason: str,
-                prompt_chars: int) -> dict[str, Any]:
+def _completion(
+    state: SimulatorState, model: str, content: str, finish_reason: str, prompt_chars: int
+) -> dict[str, Any]:
     prompt, completion = estimate_tokens(prompt_chars), estimate_tokens(len(content))
     return {
         "id": f"chatcmpl-sim-{next(state.ids):08d}",
@@ -143,8 +153,14 @@ def _completion(state: SimulatorState, model: str, content: str, finish_reason: 
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": "distill-simulator",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
-                     "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
     }
 
@@ -192,8 +208,9 @@ def _check_simulator_limits(body: dict[str, Any]) -> None:
     if body.get("stream"):
         raise RequestError("stream=true is not supported by the simulator", code="unsupported_parameter")
     if body.get("n", 1) not in (1, None):
-        raise RequestError("n > 1 is not supported by the simulator; send separate requests",
-                           code="unsupported_parameter")
+        raise RequestError(
+            "n > 1 is not supported by the simulator; send separate requests", code="unsupported_parameter"
+        )
 
 
 def _message(message: Any) -> tuple[str, str]:
@@ -274,8 +291,9 @@ class _Endpoints:
         if isinstance(result, _Admitted):
             if outcome == "hang" and not await self._hang(request):
                 # The client gave up (it never sees this) or we are shutting down; nothing is drawn from the pool.
-                result = _error_result(503, "The server is shutting down (simulated).", "server_error",
-                                       "service_unavailable", "hang")
+                result = _error_result(
+                    503, "The server is shutting down (simulated).", "server_error", "service_unavailable", "hang"
+                )
             else:
                 result = self._run(body, result, outcome)
         return self._finish("hang" if outcome == "hang" else result.bucket, result.response())
@@ -320,12 +338,14 @@ class _Endpoints:
             return _error_result(exc.status, exc.message, "invalid_request_error", exc.code, str(exc.status))
         except Exception as exc:  # a simulator bug: answer like a provider would, and say so loudly in the log
             _log.exception("simulator action %r failed", action)
-            return _error_result(500, f"simulator bug in action {action!r}: {exc!r}", "server_error",
-                                 "internal_error", "5xx")
+            return _error_result(
+                500, f"simulator bug in action {action!r}: {exc!r}", "server_error", "internal_error", "5xx"
+            )
         return ChatResult(200, self._reply(body, admitted.messages, result, outcome), outcome)
 
-    def _reply(self, body: dict[str, Any], messages: list[tuple[str, str]], result: dict[str, Any],
-               outcome: str) -> dict[str, Any]:
+    def _reply(
+        self, body: dict[str, Any], messages: list[tuple[str, str]], result: dict[str, Any], outcome: str
+    ) -> dict[str, Any]:
         content, finish_reason = json.dumps(result, ensure_ascii=False), "stop"
         profile = self.state.profile
         if profile is not None and not profile.constrains_output(body):
@@ -379,18 +399,22 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 def create_app(state: SimulatorState) -> Starlette:
     """The Starlette app serving ``state``."""
     endpoints = _Endpoints(state)
-    return Starlette(exception_handlers={404: _not_found, 405: _not_found}, routes=[
-        Route("/v1/models", endpoints.models, methods=["GET"]),
-        Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
-        *BatchEndpoints(state.batches, endpoints.batch_answer, endpoints.guard).routes(),
-        Route("/_sim/stats", endpoints.stats, methods=["GET"]),
-        Route("/_sim/reset_stats", endpoints.reset_stats, methods=["POST"]),
-        Route("/_sim/script", endpoints.script, methods=["POST"]),
-    ])
+    return Starlette(
+        exception_handlers={404: _not_found, 405: _not_found},
+        routes=[
+            Route("/v1/models", endpoints.models, methods=["GET"]),
+            Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
+            *BatchEndpoints(state.batches, endpoints.batch_answer, endpoints.guard).routes(),
+            Route("/_sim/stats", endpoints.stats, methods=["GET"]),
+            Route("/_sim/reset_stats", endpoints.reset_stats, methods=["POST"]),
+            Route("/_sim/script", endpoints.script, methods=["POST"]),
+        ],
+    )
 
 
-def build_state(config: SimulatorConfig, pool_path: Path | str,
-                actions: Mapping[str, Handler] | None = None) -> SimulatorState:
+def build_state(
+    config: SimulatorConfig, pool_path: Path | str, actions: Mapping[str, Handler] | None = None
+) -> SimulatorState:
     """Load and index the pool (raises ``ValueError``/``FileNotFoundError`` on a bad pool)."""
     return SimulatorState(config, PoolIndex(load_pool(Path(pool_path))), ACTIONS if actions is None else actions)
 
@@ -401,16 +425,25 @@ def build_state(config: SimulatorConfig, pool_path: Path | str,
 class SimulatorServer:
     """The simulator in a background thread, as a context manager::
 
-        with SimulatorServer(SimulatorConfig(latency_ms=50), "pool.jsonl") as sim:
-            client = openai.OpenAI(base_url=sim.base_url, api_key="x")
+    with SimulatorServer(SimulatorConfig(latency_ms=50), "pool.jsonl") as sim:
+        client = openai.OpenAI(base_url=sim.base_url, api_key="x")
     """
 
-    def __init__(self, config: SimulatorConfig, pool_path: Path | str, *, host: str = "127.0.0.1", port: int = 0,
-                 startup_timeout_s: float = 30.0, actions: Mapping[str, Handler] | None = None) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        pool_path: Path | str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout_s: float = 30.0,
+        actions: Mapping[str, Handler] | None = None,
+    ) -> None:
         self.config = config
         self.state = build_state(self.config, pool_path, actions)
-        self._serving = BackgroundServer(name="teacher simulator", host=host, port=port,
-                                         startup_timeout_s=startup_timeout_s)
+        self._serving = BackgroundServer(
+            name="teacher simulator", host=host, port=port, startup_timeout_s=startup_timeout_s
+        )
         self.base_url = ""
 
     def start(self) -> SimulatorServer:
@@ -426,8 +459,9 @@ class SimulatorServer:
     def __enter__(self) -> SimulatorServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -491,8 +525,11 @@ def serve_forever(config: SimulatorConfig, pool_path: Path | str, host: str = "1
     state = build_state(config, pool_path)
     sock = bind_socket(host, port)
     url = v1_url(sock)
-    server = _ForegroundServer(uvicorn_config(create_app(state), library=False), state,
-                               on_ready=lambda: print(f"distill simulator listening on {url}", flush=True))
+    server = _ForegroundServer(
+        uvicorn_config(create_app(state), library=False),
+        state,
+        on_ready=lambda: print(f"distill simulator listening on {url}", flush=True),
+    )
     try:
         server.run(sockets=[sock])
     finally:

@@ -41,8 +41,28 @@ GUIDELINE_TERMS = 3  # distinguishing n-grams quoted per label of a pair
 MIN_GAIN = 0.1  # a cue must be in at least 10 points more of the label's messages than of the other's
 _WORD = re.compile(r"[^\W\d_]{2,}(?:'[^\W\d_]+)?")  # words, contractions kept whole
 # Request filler that customers use for every intent; as a "cue" it would only add noise to a rule.
-_FILLER = frozenset({"help", "need", "want", "wanna", "know", "like", "tell", "assistance", "please", "trying",
-                     "try", "don't", "dont", "i'm", "im", "can't", "got", "gotta"})
+_FILLER = frozenset(
+    {
+        "help",
+        "need",
+        "want",
+        "wanna",
+        "know",
+        "like",
+        "tell",
+        "assistance",
+        "please",
+        "trying",
+        "try",
+        "don't",
+        "dont",
+        "i'm",
+        "im",
+        "can't",
+        "got",
+        "gotta",
+    }
+)
 _STOP = ENGLISH_STOP_WORDS | _FILLER
 
 # ---------------------------------------------------------------------------------------------- the policy
@@ -57,14 +77,17 @@ def _load(path: str, mtime_ns: int) -> Policy:
 def _policy(ctx: ActionContext) -> Policy:
     path = ctx.config.policy_path
     if path is None:
-        raise ActionError("the simulator was started without a policy (distill simulate --policy PATH, or "
-                          "SimulatorConfig.policy_path); scenario, respond, judge and strategize need one",
-                          code="no_policy")
+        raise ActionError(
+            "the simulator was started without a policy (distill simulate --policy PATH, or "
+            "SimulatorConfig.policy_path); scenario, respond, judge and strategize need one",
+            code="no_policy",
+        )
     try:
         return _load(path, os.stat(path).st_mtime_ns)
     except (OSError, PolicyError) as exc:  # validated at start, so the file changed under a running server
-        raise ActionError(f"the simulator's policy file cannot be used any more: {exc}", code="bad_policy",
-                          status=500) from exc
+        raise ActionError(
+            f"the simulator's policy file cannot be used any more: {exc}", code="bad_policy", status=500
+        ) from exc
 
 
 def _lookup(call: Any, *args: str) -> Any:
@@ -87,8 +110,11 @@ def scenario(brief: Brief, ctx: ActionContext) -> dict[str, Any]:
     targets = _strings(brief, "target_criteria")
     unknown = sorted(set(targets) - policy.criterion_ids())
     if unknown:
-        raise ActionError(f"unknown criterion id(s) {unknown} in brief.target_criteria; the policy has: "
-                          f"{', '.join(sorted(policy.criterion_ids()))}", code="unknown_flow_or_criterion")
+        raise ActionError(
+            f"unknown criterion id(s) {unknown} in brief.target_criteria; the policy has: "
+            f"{', '.join(sorted(policy.criterion_ids()))}",
+            code="unknown_flow_or_criterion",
+        )
     targeted = set(policy.flows_with(targets)) if targets else set(flows)
     preferred = [f for f in flows if f in targeted]
     others = [f for f in flows if f not in targeted]
@@ -107,8 +133,9 @@ def _flow_list(brief: Brief, policy: Policy) -> list[str]:
     return list(dict.fromkeys(flows)) or policy.flow_ids
 
 
-def _pick(ctx: ActionContext, policy: Policy, flows: list[str], k: int,
-          skip: set[str] | None = None) -> list[tuple[str, int, str]]:
+def _pick(
+    ctx: ActionContext, policy: Policy, flows: list[str], k: int, skip: set[str] | None = None
+) -> list[tuple[str, int, str]]:
     """(flow, row, text) of up to ``k`` unused pool items, round-robin over the flows so none dominates."""
     if k <= 0 or not flows:
         return []
@@ -194,13 +221,17 @@ def guidelines(brief: Brief, ctx: ActionContext) -> dict[str, Any]:
 def _pairs(brief: Brief, ctx: ActionContext) -> list[tuple[str, str]]:
     pairs = brief.get("pairs")
     if not isinstance(pairs, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs):
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs
+    ):
         raise ActionError("brief.pairs must be a list of [label, label] pairs")
     for a, b in pairs:
         for label in (a, b):
             if label not in ctx.index.rows:
-                raise ActionError(f"unknown label {label!r} in brief.pairs; the simulator's pool has labels: "
-                                  f"{', '.join(ctx.index.labels[:20])}", code="unknown_label")
+                raise ActionError(
+                    f"unknown label {label!r} in brief.pairs; the simulator's pool has labels: "
+                    f"{', '.join(ctx.index.labels[:20])}",
+                    code="unknown_label",
+                )
         if a == b:
             raise ActionError(f"brief.pairs: a pair needs two different labels, got [{a!r}, {b!r}]")
     return [(a, b) for a, b in pairs]
@@ -234,7 +265,7 @@ def _distinguishing_terms(own: list[str], other: list[str], k: int = GUIDELINE_T
         counts = vectorizer.fit_transform(own + other)
     except ValueError:  # nothing but stop words
         return []
-    gain = np.asarray(counts[: len(own)].mean(axis=0)).ravel() - np.asarray(counts[len(own):].mean(axis=0)).ravel()
+    gain = np.asarray(counts[: len(own)].mean(axis=0)).ravel() - np.asarray(counts[len(own) :].mean(axis=0)).ravel()
     stems = vectorizer.get_feature_names_out()
     chosen: list[str] = []
     for i in np.lexsort((stems, -gain)):  # by gain, ties alphabetical: deterministic
