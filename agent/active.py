@@ -3,7 +3,7 @@
 Uncertainty sampling by margin: the texts where the student's top two classes are closest are the ones
 a label teaches it most about (Settles 2009, §3.1), spread over the predicted classes so that a weak
 student does not spend the whole budget on one confusable pair. Pure functions; the round step in
-``agent.steps`` does the I/O.
+``agent.classify.generate`` does the I/O.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.jsonl import jsonl_objects
+from agent.data_files import jsonl_objects
 from agent.store import content_hash
 
 

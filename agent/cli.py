@@ -86,9 +86,9 @@ def run(
 
 
 def _run_dialogue(spec_path: Path, run_dir: Path | None, fresh: bool) -> None:
+    from agent.dialogue.run import create_dialogue_run, execute_dialogue, print_summary
     from agent.run import prepare_run_dir
     from agent.spec import DialogueRunSpec, check_credentials, load_any_spec
-    from agent.teach_run import create_dialogue_run, execute_dialogue, print_summary
 
     spec = load_any_spec(spec_path)
     assert isinstance(spec, DialogueRunSpec)
@@ -131,7 +131,7 @@ def resume(run_dir: RunDirArg) -> None:
     spec_file = run_dir / "spec.json"
     try:
         if spec_file.is_file() and json.loads(spec_file.read_text()).get("task", {}).get("kind") == "dialogue":
-            from agent.teach_run import execute_dialogue, print_summary
+            from agent.dialogue.run import execute_dialogue, print_summary
 
             print_summary(execute_dialogue(run_dir))
             typer.echo(f"run directory: {run_dir}")

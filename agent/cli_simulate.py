@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from generators.simulator.config import SimulatorConfig, knob_help
+from simulator.config import SimulatorConfig, knob_help
 
 
 def _knob(name: str) -> Any:
@@ -118,7 +118,7 @@ def simulate(
 
 def _serve(config: SimulatorConfig, pool: Path, host: str, port: int) -> None:
     # Imported here: uvicorn, starlette and scikit-learn are only needed once we really serve.
-    from generators.simulator.server import serve_forever
+    from simulator.server import serve_forever
 
     try:
         serve_forever(config, pool, host=host, port=port)

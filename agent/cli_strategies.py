@@ -261,9 +261,9 @@ def chat(
     """Answer customer messages through the production path: retrieval + approved strategies + student."""
     import sys
 
+    from agent.dialogue.run import chat_answer, load_dialogue_spec
+    from agent.dialogue.student import open_student
     from agent.run import memoised_embedder
-    from agent.student_llm import open_student
-    from agent.teach_run import chat_answer, load_dialogue_spec
 
     spec = load_dialogue_spec(run_dir)
     embed = memoised_embedder(None)

@@ -15,7 +15,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.jsonl import jsonl_objects
+from agent.data_files import jsonl_objects
 from agent.spec import DialogueRunSpec, RunSpec
 from generators.generation import Feedback, LabelFeedback, TaskInfo, label_requests, pgkd_requests, seed_requests
 from generators.ledger import Prices, format_usd
@@ -23,7 +23,7 @@ from generators.prompts import get_template
 from generators.teacher import TeacherRequest
 
 CHARS_PER_TOKEN = 4
-# What a run sends through the Batch API when teacher.batch is set (see agent.steps._collect).
+# What a run sends through the Batch API when teacher.batch is set (see agent.classify.teacher_calls.collect).
 BATCHED_PROMPTS = frozenset({"seed_generate", "label"})
 _JSON_OVERHEAD_CHARS = 30  # {"text": "", "label": ""} around each generated example
 _STAND_IN = "an example message of typical length for this task"
@@ -159,7 +159,7 @@ def round_half_up(value: float) -> int:
 
 
 def _dialogue_lines(spec: DialogueRunSpec) -> list[PlanLine | None]:
-    from generators.policy import Policy
+    from generators.service_policy import Policy
 
     policy = Policy.load(spec.task.policy)
     flow = policy.flows[0].id

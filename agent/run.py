@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.loop import LoopResult, StepHook, run_loop
+from agent.classify.loop import LoopResult, StepHook, run_loop
+from agent.classify.context import RunContext
 from agent.plan import plan_run
 from agent.runtime import open_teacher, package_versions
 from agent.spec import RunSpec, SpecError, check_credentials, load_spec, parse_spec
-from agent.steps import RunContext
 from agent.store import RunStore
 
 SPEC_FILE = "spec.json"

@@ -84,7 +84,7 @@ def open_teacher(spec: RunSpec | DialogueRunSpec, store: RunStore, cache_path: P
 @contextmanager
 def _simulator(teacher: SimulatorTeacher) -> Iterator[tuple[str, str]]:
     # Imported here: the simulator (starlette, uvicorn) is only needed for simulator runs.
-    from generators.simulator import SimulatorConfig, SimulatorServer
+    from simulator import SimulatorConfig, SimulatorServer
 
     key = "sim-" + secrets.token_hex(16)  # a throwaway key, so auth is exercised as with a provider
     policy = str(teacher.policy) if teacher.policy else None

@@ -13,13 +13,11 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent.errors import InputError
 
-class SpecError(Exception):
+
+class SpecError(InputError):
     """The spec is invalid; ``problems`` holds one human-readable line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Strict(BaseModel):
@@ -27,7 +25,7 @@ class _Strict(BaseModel):
 
 
 class SimulatorKnobs(_Strict):
-    """Fault and realism knobs of the teacher simulator (see ``generators.simulator.SimulatorConfig``)."""
+    """Fault and realism knobs of the teacher simulator (see ``simulator.SimulatorConfig``)."""
 
     latency_ms: float = Field(0.0, ge=0)
     jitter_ms: float = Field(0.0, ge=0)

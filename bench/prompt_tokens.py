@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 from agent.plan import _seed_texts, _stand_in_feedback  # noqa: E402
 from agent.spec import load_spec  # noqa: E402
 from generators.generation import TaskInfo, label_requests, pgkd_requests, seed_requests  # noqa: E402
-from generators.policy import Policy  # noqa: E402
 from generators.prompts import get_template  # noqa: E402
+from generators.service_policy import Policy  # noqa: E402
 from generators.teacher import TeacherRequest  # noqa: E402
 
 

@@ -57,10 +57,10 @@ def transfer(run_dir: Path, n_file: int) -> dict[str, Any]:
     from agent.runtime import open_teacher
     from agent.store import RunStore
     from agent.strategies import DEPLOY_STATUSES
-    from agent.student_llm import open_student
-    from agent.teach import TeachContext, add_transfer_scenarios, evaluate_heldout, teacher_heldout
-    from agent.teach_run import load_dialogue_spec, mean_ci, win_rate
-    from generators.policy import Policy
+    from agent.dialogue.student import open_student
+    from agent.dialogue.teach import TeachContext, add_transfer_scenarios, evaluate_heldout, teacher_heldout
+    from agent.dialogue.run import load_dialogue_spec, mean_ci, win_rate
+    from generators.service_policy import Policy
 
     spec = load_dialogue_spec(run_dir)
     store = RunStore(run_dir / "run.sqlite")
@@ -101,7 +101,7 @@ def main() -> None:
     from agent.spec import load_any_spec
     from agent.store import RunStore
     from agent.strategies import StrategyLibrary
-    from agent.teach_run import create_dialogue_run, execute_dialogue
+    from agent.dialogue.run import create_dialogue_run, execute_dialogue
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from generators.loopback import BackgroundServer
+from trainers.loopback import BackgroundServer
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from generators.simulator import SimulatorConfig, SimulatorServer
+from simulator import SimulatorConfig, SimulatorServer
 
 TINY_POOL = Path(__file__).parent / "fixtures" / "tiny_pool.jsonl"
 

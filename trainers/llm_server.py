@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from generators.loopback import BackgroundServer
 from trainers.local_llm import Completion, LocalChatModel
+from trainers.loopback import BackgroundServer
 
 _log = logging.getLogger(__name__)
 MAX_TEMPERATURE = 2.0  # OpenAI's range

@@ -1,11 +1,11 @@
 """The simulator's HTTP face: an OpenAI-compatible Starlette app, served by uvicorn on loopback.
 
 Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` (non-streaming), OpenAI's Files and Batch
-APIs (``/v1/files``, ``/v1/batches``: ``generators.simulator.batches``), and a small control plane for
+APIs (``/v1/files``, ``/v1/batches``: ``simulator.batches``), and a small control plane for
 tests: ``GET /_sim/stats``, ``POST /_sim/reset_stats``, ``POST /_sim/script``.
 
 The brief travels out of band, in the body's ``distill_brief`` field (``generators.brief``). With a
-conformance profile (``generators.simulator.conformance``), each request is first checked as that
+conformance profile (``simulator.conformance``), each request is first checked as that
 provider would check it, and refused with its status and error body.
 
 Run it in a background thread with ``SimulatorServer`` (tests, the agent, the demo), or in the
@@ -38,11 +38,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from generators.brief import BRIEF_FIELD, BriefError, parse_brief
-from generators.loopback import BackgroundServer, bind_socket, uvicorn_config, v1_url
-from generators.simulator.actions import ACTIONS, ActionContext, ActionError, Handler
-from generators.simulator.batches import BatchEndpoints, BatchStore
-from generators.simulator.config import SimulatorConfig
-from generators.simulator.conformance import (
+from simulator.actions import ACTIONS, ActionContext, ActionError, Handler
+from simulator.batches import BatchEndpoints, BatchStore
+from simulator.config import SimulatorConfig
+from simulator.conformance import (
     PROFILES,
     ConformanceProfile,
     Rejection,
@@ -50,9 +49,10 @@ from generators.simulator.conformance import (
     message_text,
     unconstrained_reply,
 )
-from generators.simulator.faults import FaultPlan, SimStats, malformed, truncated
-from generators.simulator.pool import PoolIndex, load_pool
-from generators.simulator.sampling import PoolUsage
+from simulator.faults import FaultPlan, SimStats, malformed, truncated
+from simulator.pool import PoolIndex, load_pool
+from simulator.sampling import PoolUsage
+from trainers.loopback import BackgroundServer, bind_socket, uvicorn_config, v1_url
 
 _log = logging.getLogger(__name__)
 _HANG_POLL_S = 0.1  # how often a hanging request checks for a gone client or a shutdown

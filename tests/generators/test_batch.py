@@ -25,8 +25,8 @@ from generators.journal import MemoryJournal
 from generators.ledger import BudgetExceeded, Ledger, Prices, prompt_token_bound
 from generators.providers import PROFILES
 from generators.schemas import AssignedLabels, GeneratedExamples
-from generators.simulator import SimulatorConfig, SimulatorServer
 from generators.teacher import Completion, Teacher, TeacherConfig, TeacherRequest
+from simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import TINY_POOL
 from tests.run_helpers import SECRET, served_simulator, write_spec
 

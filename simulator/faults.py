@@ -11,7 +11,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from generators.simulator.config import SimulatorConfig
+from simulator.config import SimulatorConfig
 
 # What /_sim/script accepts; "5xx" picks 500 or 503 at random, like the rate_5xx knob.
 SCRIPTABLE = frozenset({"ok", "429", "500", "503", "5xx", "hang", "malformed", "truncated"})

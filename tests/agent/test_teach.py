@@ -20,10 +20,10 @@ import yaml
 from agent.spec import load_any_spec
 from agent.store import RunStore
 from agent.strategies import StrategyLibrary
-from agent.student_llm import STUDENT_SYSTEM, StudentClient
-from agent.teach_run import chat_answer, create_dialogue_run, execute_dialogue, mean_ci, win_rate
+from agent.dialogue.student import STUDENT_SYSTEM, StudentClient
+from agent.dialogue.run import chat_answer, create_dialogue_run, execute_dialogue, mean_ci, win_rate
 
-SUPPORT = Path(__file__).resolve().parents[1] / "examples" / "support"
+SUPPORT = Path(__file__).resolve().parents[2] / "examples" / "support"
 
 
 def bag_of_words(texts: list[str]) -> np.ndarray:
@@ -206,7 +206,7 @@ def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(
 ) -> None:
     """Killed while round 2 writes strategies: `distill resume` discards the half round, replays its teacher
     calls from the cache, finishes, and leaves no duplicate or dangling rows."""
-    import agent.teach as teach
+    import agent.dialogue.teach as teach
 
     monkeypatch.setenv("DISTILL_QUIET", "1")
     spec = load_any_spec(write_spec(tmp_path, follower_server.base_url, max_rounds=2, parity_margin=0.0))

@@ -2,7 +2,7 @@
 
 ``SimulatorServer`` runs it in a background thread (tests, the agent, the demo); ``serve_forever`` runs
 it in the foreground (``distill simulate``). Knobs live in ``SimulatorConfig``; brief actions are
-registered in ``generators.simulator.actions`` (``register_action``).
+registered in ``simulator.actions`` (``register_action``).
 
 The server side (uvicorn, starlette, scikit-learn) is imported on first use, so that importing the
 config, e.g. for ``distill --help``, stays fast.
@@ -13,18 +13,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from generators.simulator.config import SimulatorConfig
+from simulator.config import SimulatorConfig
 
 if TYPE_CHECKING:
-    from generators.simulator.actions import ActionContext, ActionError, register_action
-    from generators.simulator.server import SimulatorServer, serve_forever
+    from simulator.actions import ActionContext, ActionError, register_action
+    from simulator.server import SimulatorServer, serve_forever
 
 _LAZY = {
-    "ActionContext": "generators.simulator.actions",
-    "ActionError": "generators.simulator.actions",
-    "register_action": "generators.simulator.actions",
-    "SimulatorServer": "generators.simulator.server",
-    "serve_forever": "generators.simulator.server",
+    "ActionContext": "simulator.actions",
+    "ActionError": "simulator.actions",
+    "register_action": "simulator.actions",
+    "SimulatorServer": "simulator.server",
+    "serve_forever": "simulator.server",
 }
 
 __all__ = ["ActionContext", "ActionError", "SimulatorConfig", "SimulatorServer", "register_action", "serve_forever"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from generators.simulator.pool import PoolIndex
+from simulator.pool import PoolIndex
 
 
 @dataclass

@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 
 from agent import console
+from agent.dialogue.student import StudentClient
 from agent.runtime import run_requests
 from agent.spec import DialogueRunSpec
 from agent.store import RunStore
 from agent.strategies import DEPLOY_STATUSES, Retriever, StrategyLibrary, scenario_blob
-from agent.student_llm import StudentClient
-from generators.policy import Policy
 from generators.prompts import get_template
 from generators.schemas import JudgeVerdict, Reply, Scenarios, Strategies
+from generators.service_policy import Policy
 from generators.teacher import Teacher, TeacherRequest
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from generators.simulator.conformance import PROFILE_NAMES
+from simulator.conformance import PROFILE_NAMES
 
 # Per-request faults are drawn from one uniform number, so their rates must sum to at most 1.
 FAULT_RATE_FIELDS = ("rate_429", "rate_5xx", "rate_hang", "rate_malformed", "rate_truncated")
@@ -118,7 +118,7 @@ def _check_policy(path: Any) -> None:
         raise ValueError(f"policy_path must be a path to a policy YAML file or None, got {path!r}")
     if not Path(path).is_file():
         raise ValueError(f"policy_path: no such file: {path}")
-    from generators.policy import Policy  # imported here: the config must stay cheap to import
+    from generators.service_policy import Policy  # imported here: the config must stay cheap to import
 
     Policy.load(path)  # PolicyError is a ValueError naming the flow and criterion at fault
 

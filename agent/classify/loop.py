@@ -14,17 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent import console
-from agent.steps import (
-    RunContext,
-    decide_round,
-    evaluate_round,
-    export_best,
-    filter_round,
-    generate_round,
-    generate_seed,
-    prepare_evaluation_sets,
-    train_round,
-)
+from agent.classify.context import RunContext
+from agent.classify.decide import decide_round
+from agent.classify.export import export_best
+from agent.classify.fit import evaluate_round, filter_round, train_round
+from agent.classify.generate import generate_round
+from agent.classify.seed import generate_seed, prepare_evaluation_sets
 
 StepHook = Callable[[int, str], None]
 

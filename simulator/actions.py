@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from generators.simulator.config import SimulatorConfig
-from generators.simulator.pool import PoolIndex, normalise
-from generators.simulator.sampling import DrawSpec, PoolUsage, draw
+from simulator.config import SimulatorConfig
+from simulator.pool import PoolIndex, normalise
+from simulator.sampling import DrawSpec, PoolUsage, draw
 
 Brief = dict[str, Any]
 Handler = Callable[[Brief, "ActionContext"], dict[str, Any]]
@@ -217,4 +217,4 @@ def _allowed_labels(brief: Brief, index: PoolIndex) -> set[str]:
 
 
 # Modules that register more actions; imported last, so that they find register_action defined.
-import generators.simulator.strategy_actions  # noqa: E402, F401
+import simulator.strategy_actions  # noqa: E402, F401

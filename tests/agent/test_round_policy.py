@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from agent.policy import PolicyInput, allocate, best_round, decide, error_weights
+from agent.round_policy import PolicyInput, allocate, best_round, decide, error_weights
 
 
 def state(**overrides: object) -> PolicyInput:

@@ -21,6 +21,7 @@ from generators.providers import PROFILES, ProviderProfile, adapt, profile_for
 from generators.schemas import AssignedLabels, GeneratedExamples
 from generators.teacher import Teacher, TeacherConfig, TeacherRequest
 from tests.capture_server import capture_server
+from tests.conftest import TINY_POOL
 
 TASK = TaskInfo(
     "Customer messages to a bank.", {"card_arrival": "waiting for a card", "lost_or_stolen_card": "card lost or stolen"}
@@ -230,7 +231,7 @@ def test_money_prints_with_enough_digits_to_be_non_zero() -> None:
 
 
 def test_concurrent_calls_adapt_once_to_a_reasoning_model_and_all_succeed(make_simulator: Any, tmp_path: Path) -> None:
-    server = make_simulator(pool=Path(__file__).parent / "fixtures" / "tiny_pool.jsonl", profile="openai-reasoning")
+    server = make_simulator(pool=TINY_POOL, profile="openai-reasoning")
     # A profile that sends max_tokens and a temperature: both rejected by a reasoning model.
     teacher, journal = gateway(server.base_url, tmp_path, PROFILES["vllm"], send_brief=True, model="sim-teacher")
     requests = [

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from generators.simulator.config import SimulatorConfig
+from simulator.config import SimulatorConfig
 
 BATCH_ENDPOINT = "/v1/chat/completions"  # the only endpoint the simulator serves, so the only one a batch can use
 COMPLETION_WINDOW = "24h"

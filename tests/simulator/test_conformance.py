@@ -1,7 +1,7 @@
 """Conformance profiles over real loopback HTTP: each rejects what its provider rejects, with its error body.
 
 Requests go through the openai SDK as the gateway sends them (the brief in ``extra_body``); the expected
-bodies are the providers' own (sources in ``generators/simulator/conformance.py``).
+bodies are the providers' own (sources in ``simulator/conformance.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from generators.brief import BRIEF_FIELD, brief_body
-from generators.simulator import SimulatorServer
+from simulator import SimulatorServer
 
 MakeSim = Callable[..., SimulatorServer]
 SYSTEM = "You label banking questions."

@@ -11,15 +11,15 @@ from typing import Any
 import numpy as np
 
 from agent import console
+from agent.dialogue.student import StudentClient, open_student
+from agent.dialogue.teach import TeachContext, teach_loop
 from agent.plan import plan_run
 from agent.run import SPEC_FILE, _git_sha, memoised_embedder
 from agent.runtime import open_teacher, package_versions
 from agent.spec import DialogueRunSpec, SpecError, check_credentials, parse_any_spec
 from agent.store import RunStore
 from agent.strategies import DEPLOY_STATUSES, Retriever, StrategyLibrary
-from agent.student_llm import StudentClient, open_student
-from agent.teach import TeachContext, teach_loop
-from generators.policy import Policy
+from generators.service_policy import Policy
 
 SUMMARY_FILE = "teach_summary.json"
 

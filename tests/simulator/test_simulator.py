@@ -29,13 +29,13 @@ from typer.testing import CliRunner
 
 from agent.cli_simulate import simulate
 from generators.brief import BRIEF_FIELD, brief_body
-from generators.simulator import SimulatorConfig, SimulatorServer
-from generators.simulator.actions import ACTIONS, REFUSALS, ActionContext
-from generators.simulator.pool import PoolIndex, load_pool
+from simulator import SimulatorConfig, SimulatorServer
+from simulator.actions import ACTIONS, REFUSALS, ActionContext
+from simulator.pool import PoolIndex, load_pool
 
 MakeSim = Callable[..., SimulatorServer]
 LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_POOL = REPO / "tests" / "fixtures" / "tiny_pool.jsonl"
 POOL = load_pool(TINY_POOL)
 

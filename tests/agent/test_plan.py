@@ -13,7 +13,7 @@ import yaml
 from agent.plan import plan_run
 from agent.spec import load_any_spec, load_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SPECS = sorted((ROOT / "examples").glob("*/spec*.yaml"))
 
 

@@ -18,14 +18,14 @@ from typer.testing import CliRunner
 
 from agent.cli_simulate import simulate
 from generators.brief import brief_body
-from generators.policy import Policy, PolicyError, PolicyLookupError
 from generators.prompts import get_template
 from generators.schemas import Guidelines, JudgeVerdict, Reply, Scenarios, Strategies
-from generators.simulator import SimulatorConfig, SimulatorServer
-from generators.simulator.pool import load_pool
+from generators.service_policy import Policy, PolicyError, PolicyLookupError
+from simulator import SimulatorConfig, SimulatorServer
+from simulator.pool import load_pool
 
 MakeSim = Callable[..., SimulatorServer]
-SUPPORT = Path(__file__).resolve().parents[1] / "examples" / "support"
+SUPPORT = Path(__file__).resolve().parents[2] / "examples" / "support"
 POLICY_PATH = SUPPORT / "policy.yaml"
 POOL_PATH = SUPPORT / "customer_messages.jsonl"
 POLICY = Policy.load(POLICY_PATH)

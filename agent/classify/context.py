@@ -1,0 +1,46 @@
+"""The live state one classifier run's steps share: spec, run dir, store, teacher, embedder."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agent.spec import RunSpec
+from agent.store import RunStore
+from generators.generation import (
+    TaskInfo,
+)
+from generators.teacher import Teacher
+
+VALIDATION_SPLITS = ("feedback", "heldback")
+
+VALIDATION_SPLITS = ("feedback", "heldback")
+
+
+@dataclass
+class RunContext:
+    spec: RunSpec
+    run_dir: Path
+    store: RunStore
+    teacher: Teacher
+    embed: Callable[[list[str]], np.ndarray] | None
+    method: str = "pgkd"  # pgkd | pgkd_nosmooth | uniform
+    budget_hit: str | None = None
+
+    @property
+    def task(self) -> TaskInfo:
+        return TaskInfo(self.spec.task.description, {lab.name: lab.description for lab in self.spec.task.labels})
+
+    @property
+    def labels(self) -> list[str]:
+        return self.spec.task.label_names
+
+    def rng(self, round: int, purpose: str) -> random.Random:
+        return random.Random(f"{self.spec.student.seed}:{round}:{purpose}")
+
+    def model_dir(self, round: int) -> Path:
+        return self.run_dir / "models" / f"round-{round:02d}"

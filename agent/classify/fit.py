@@ -1,0 +1,102 @@
+"""Filter, train, evaluate: a round's data becomes a model and its measurements."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+from agent import console
+from agent.classify.context import VALIDATION_SPLITS, RunContext
+from generators.filters import Candidate, FilterConfig, filter_batch
+
+
+def filter_round(ctx: RunContext, round: int) -> dict[str, int]:
+    """Verdicts for the round's unfiltered examples; returns drop counts by filter."""
+    if ctx.store.round_status(round) != "generated":
+        return ctx.store.drop_counts(round)
+    fresh = [e for e in ctx.store.examples("train", round=round) if e.kept is None]
+    kept_train = [e.text for e in ctx.store.examples("train", kept=True)]
+    protected = [e.text for split in (*VALIDATION_SPLITS, "test") for e in ctx.store.examples(split)]
+    f = ctx.spec.filters
+    config = FilterConfig(
+        frozenset(ctx.labels), f.min_chars, f.max_chars, f.near_duplicate_threshold, f.leakage_threshold
+    )
+    verdicts = filter_batch(
+        [Candidate(e.id, e.text, e.label) for e in fresh],
+        train_texts=kept_train,
+        protected_texts=protected,
+        config=config,
+        embed=ctx.embed,
+    )
+    ctx.store.record_filter_decisions(
+        [(v.example_id, v.filter, v.kept, v.reason, v.score) for v in verdicts], mark_round=(round, "filtered")
+    )
+    return ctx.store.drop_counts(round)
+
+
+def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
+    """Fine-tune the student on all kept training data; the model lands in models/round-NN/."""
+    from trainers.encoder import EncoderClassifier, EncoderConfig
+
+    out = ctx.model_dir(round)
+    if ctx.store.round_status(round) != "filtered" and (out / "labels.json").is_file():
+        return json.loads((out / "train_stats.json").read_text())
+    s = ctx.spec.student
+    config = EncoderConfig(
+        base_model=s.base_model,
+        max_length=s.max_length,
+        epochs=s.epochs,
+        min_steps=s.min_steps,
+        lr=s.lr,
+        head_lr=s.head_lr,
+        batch_size=s.batch_size,
+        seed=s.seed,
+        warm_start=s.warm_start,
+    )
+    previous = ctx.model_dir(round - 1)
+    if s.warm_start and round > 0 and (previous / "labels.json").is_file():
+        student = EncoderClassifier.load(previous)
+    else:
+        student = EncoderClassifier.create(ctx.labels, config)
+    train = ctx.store.examples("train", kept=True)
+    with console.progress(f"round {round} training on {len(train)} examples", None) as advance_to:
+        stats = student.train(
+            [e.text for e in train], [e.label for e in train], progress=lambda done, total: advance_to(done, total)
+        )
+    if out.exists():
+        shutil.rmtree(out)
+    student.save(out, card={"round": round, "train_examples": len(train)})
+    stats_dict = {k: getattr(stats, k) for k in ("steps", "epochs", "seconds", "examples_per_s", "final_loss")}
+    (out / "train_stats.json").write_text(json.dumps(stats_dict, indent=2))
+    ctx.store.set_round_status(round, "trained")
+    return stats_dict
+
+
+def evaluate_round(ctx: RunContext, round: int) -> dict[str, dict[str, float]]:
+    """Evaluate on feedback, held-back and test; store metrics and the feedback items for the teacher."""
+    from trainers.encoder import EncoderClassifier
+    from trainers.evaluate import evaluate
+
+    out = ctx.model_dir(round)
+    student = EncoderClassifier.load(out)
+    summary: dict[str, dict[str, float]] = {}
+    for split in (*VALIDATION_SPLITS, "test"):
+        rows = ctx.store.examples(split)
+        if not rows:
+            continue
+        texts = [r.text for r in rows]
+        evaluation = evaluate([r.label for r in rows], student.predict_proba(texts), ctx.labels, texts=texts)
+        data = evaluation.to_dict()
+        (out / f"eval_{split}.json").write_text(json.dumps(data, indent=1))
+        metrics: list[tuple[str, str | None, float]] = [
+            ("accuracy", None, data["accuracy"]),
+            ("macro_f1", None, data["macro_f1"]),
+            ("ece", None, data["ece"]),
+        ]
+        for label, m in data["per_class"].items():
+            metrics += [(k, label, float(m[k])) for k in ("precision", "recall", "f1")]
+        ctx.store.record_metrics(round, split, metrics)
+        summary[split] = {"accuracy": data["accuracy"], "macro_f1": data["macro_f1"], "ece": data["ece"]}
+    ctx.store.set_round_status(round, "evaluated")
+    return summary
