@@ -2,7 +2,7 @@
 
 ``SimulatorServer`` runs it in a background thread (tests, the agent, the demo); ``serve_forever`` runs
 it in the foreground (``distill simulate``). Knobs live in ``SimulatorConfig``; brief actions are
-registered in ``simulator.actions`` (``register_action``).
+registered in ``simulator.registry`` (``register_action``).
 
 The server side (uvicorn, starlette, scikit-learn) is imported on first use, so that importing the
 config, e.g. for ``distill --help``, stays fast.
@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from simulator.config import SimulatorConfig
 
 if TYPE_CHECKING:
-    from simulator.actions import ActionContext, ActionError, register_action
+    from simulator.registry import ActionContext, ActionError, register_action
     from simulator.server import SimulatorServer, serve_forever
 
 _LAZY = {
-    "ActionContext": "simulator.actions",
-    "ActionError": "simulator.actions",
-    "register_action": "simulator.actions",
+    "ActionContext": "simulator.registry",
+    "ActionError": "simulator.registry",
+    "register_action": "simulator.registry",
     "SimulatorServer": "simulator.server",
     "serve_forever": "simulator.server",
 }

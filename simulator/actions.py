@@ -1,25 +1,16 @@
-"""Brief actions: a registry (action name → handler) and the ``generate`` and ``label`` handlers.
+"""Brief actions ``generate`` and ``label``, registered in ``simulator.registry``.
 
-A handler takes the parsed brief and an ``ActionContext`` and returns the JSON object the prompt
-template's output schema describes. More actions (scenario, respond, judge, strategize) live in their
-own modules and join with ``@register_action("name")``; the server core looks actions up here only.
+``generate`` serves unused pool items of a label (near the brief's ``like`` texts, with diversity) plus
+the injected faults the knobs ask for; ``label`` answers the pool's gold label (nearest item for new text).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from simulator.config import SimulatorConfig
 from simulator.pool import PoolIndex, normalise
-from simulator.sampling import DrawSpec, PoolUsage, draw
-
-Brief = dict[str, Any]
-Handler = Callable[[Brief, "ActionContext"], dict[str, Any]]
+from simulator.registry import ActionContext, ActionError, Brief, register_action
+from simulator.sampling import DrawSpec, draw
 
 MAX_N = 1000  # a sanity bound on one brief's n; a real provider would run out of output tokens first
 REFUSALS = (
@@ -27,41 +18,6 @@ REFUSALS = (
     "I'm sorry, I cannot create examples for this request.",
     "As an AI language model, I can't produce that kind of text.",
 )
-
-
-class ActionError(Exception):
-    """The brief cannot be served; the server answers with an OpenAI-style error of ``status``."""
-
-    def __init__(self, message: str, code: str = "invalid_brief", status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.code, self.status = message, code, status
-
-
-@dataclass
-class ActionContext:
-    """What handlers may use: the knobs, the pool index, mutable usage, a seeded RNG, injection counters."""
-
-    config: SimulatorConfig
-    index: PoolIndex
-    usage: PoolUsage
-    rng: np.random.Generator
-    # "served" pool items, and injected "noise"/"dup"/"copy"/"refusal" examples (reset with the stats).
-    counters: Counter[str] = field(default_factory=Counter)
-
-
-ACTIONS: dict[str, Handler] = {}
-
-
-def register_action(name: str) -> Callable[[Handler], Handler]:
-    """Decorator: make ``handler`` answer briefs whose ``action`` is ``name``."""
-
-    def decorate(handler: Handler) -> Handler:
-        if name in ACTIONS:
-            raise ValueError(f"simulator action {name!r} is already registered")
-        ACTIONS[name] = handler
-        return handler
-
-    return decorate
 
 
 # ---------------------------------------------------------------------------------------------- generate
@@ -214,7 +170,3 @@ def _allowed_labels(brief: Brief, index: PoolIndex) -> set[str]:
     if not allowed:
         raise ActionError("none of brief.labels is a label of the simulator's pool", code="unknown_label")
     return allowed
-
-
-# Modules that register more actions; imported last, so that they find register_action defined.
-import simulator.strategy_actions  # noqa: E402, F401

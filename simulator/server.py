@@ -38,7 +38,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from generators.brief import BRIEF_FIELD, BriefError, parse_brief
-from simulator.actions import ACTIONS, ActionContext, ActionError, Handler
+
+# The handler modules register their actions in simulator.registry when imported.
+from simulator import actions as _actions  # noqa: F401  (generate, label)
+from simulator import strategy_actions as _strategy_actions  # noqa: F401  (scenario … guidelines)
 from simulator.batches import BatchEndpoints, BatchStore
 from simulator.config import SimulatorConfig
 from simulator.conformance import (
@@ -51,6 +54,7 @@ from simulator.conformance import (
 )
 from simulator.faults import FaultPlan, SimStats, malformed, truncated
 from simulator.pool import PoolIndex, load_pool
+from simulator.registry import ACTIONS, ActionContext, ActionError, Handler
 from simulator.sampling import PoolUsage
 from trainers.loopback import BackgroundServer, bind_socket, uvicorn_config, v1_url
 

@@ -33,8 +33,8 @@ import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from generators.service_policy import Policy, PolicyError, PolicyLookupError
-from simulator.actions import ActionContext, ActionError, Brief, register_action
 from simulator.pool import normalise
+from simulator.registry import ActionContext, ActionError, Brief, register_action
 
 MAX_SCENARIOS = 1000  # a sanity bound on one brief's n, as for generate
 GUIDELINE_TERMS = 3  # distinguishing n-grams quoted per label of a pair

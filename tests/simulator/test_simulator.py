@@ -30,8 +30,9 @@ from typer.testing import CliRunner
 from agent.cli_simulate import simulate
 from generators.brief import BRIEF_FIELD, brief_body
 from simulator import SimulatorConfig, SimulatorServer
-from simulator.actions import ACTIONS, REFUSALS, ActionContext
+from simulator.actions import REFUSALS
 from simulator.pool import PoolIndex, load_pool
+from simulator.registry import ACTIONS, ActionContext
 
 MakeSim = Callable[..., SimulatorServer]
 LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
