@@ -15,14 +15,15 @@ from __future__ import annotations
 import html
 import re
 
-# Characters with inline meaning anywhere in a line: escapes, emphasis, code, links and images,
-# strikethrough, math (GitHub renders $...$), and braces for attribute syntaxes some renderers add.
-_INLINE = re.compile(r"([\\`*_\[\]()~$|{}])")
+# Characters with inline meaning anywhere in a line: escapes, emphasis, code, link and image brackets
+# (with "[" and "]" escaped no "(url)" can attach to anything, so parentheses stay as written),
+# strikethrough, math (GitHub renders $...$), table cells, and braces for attribute syntaxes.
+_INLINE = re.compile(r"([\\`*_\[\]~$|{}])")
 # A line that starts with one of these is a heading, list item, rule or setext underline (a leading
 # ">" needs nothing more: it is already the entity, which does not open a block quote).
 _LINE_START = re.compile(r"^([#+\-=])")
-# "1." or "1)" at the start of a line opens an ordered list.
-_ORDERED = re.compile(r"^(\d{1,9})([.)])")
+# "1. " or "1)" at the start of a line opens an ordered list ("0.5" does not, and stays as written).
+_ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 

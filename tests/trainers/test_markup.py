@@ -26,6 +26,8 @@ HOSTILE = [
     "+ item",
     "1. first",
     "2) second",
+    "3.",
+    "0.75 of it",
     "---",
     "    indented code",
     "a | b",
@@ -60,12 +62,13 @@ def test_md_cell_keeps_a_table_at_two_columns_and_the_text_literal(text: str) ->
 
 
 def test_exact_escapes() -> None:
-    assert md_text("<script>alert(1)</script>") == "&lt;script&gt;alert\\(1\\)&lt;/script&gt;"
-    assert md_text("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert\\(1\\)&gt;"
-    assert md_text("[click](javascript:alert(1))") == "\\[click\\]\\(javascript:alert\\(1\\)\\)"
+    assert md_text("<script>alert(1)</script>") == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert md_text("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
+    assert md_text("[click](javascript:alert(1))") == "\\[click\\](javascript:alert(1))"
     assert md_cell("a | b") == "a \\| b"
     assert md_text("# title\nsecond line") == "\\# title second line"
-    assert md_text("1. first") == "1\\. first"
+    assert md_text("1. first") == "1\\. first" and md_text("7)") == "7\\)" and md_text("f(x)") == "f(x)"
+    assert md_text("0.9123") == "0.9123" and md_text("-0.5") == "\\-0.5"
     assert md_text("  - item") == "\\- item"
     assert md_text("plain words, e.g. this-one.") == "plain words, e.g. this-one."
     assert md_text("") == ""
