@@ -82,38 +82,16 @@ def show(run_dir: RunDir, strategy_id: StrategyId) -> None:
     typer.echo(f"provenance: {json.dumps(s.provenance)}\nevidence: {json.dumps(s.evidence)}")
     for event in library.events(s.id):
         typer.echo(
-            f"  event {event['seq']}: {event['action']} {event['from_status']}→{event['to_status']}"
-            + (f" ({event['note']})" if event["note"] else "")
+            f"  event {event.seq}: {event.action} {event.from_status}→{event.to_status}"
+            + (f" ({event.note})" if event.note else "")
         )
-    for example in _examples(library, s.id, s.provenance.get("scenarios", [])[:3]):
-        typer.echo(f"\nscenario {example['id']} [{example['flow']}]: {example['message']}")
-        for label, answer in (("before", example["before"]), ("after", example["after"])):
-            if answer:
-                typer.echo(f"  {label} (score {answer['score']}): {answer['reply']}")
-
-
-def _examples(library: Any, strategy_id: str, scenario_ids: list[str]) -> list[dict[str, Any]]:
-    out = []
-    for sid in scenario_ids:
-        rows = library.store.query("SELECT * FROM scenarios WHERE id=?", (sid,))
-        if not rows:
-            continue
-        answers = {
-            r["condition"]: dict(r)
-            for r in library.store.query(
-                "SELECT condition, reply, score FROM answers WHERE scenario_id=? ORDER BY id", (sid,)
-            )
-        }
-        out.append(
-            {
-                "id": sid,
-                "flow": rows[0]["flow"],
-                "message": rows[0]["message"],
-                "before": answers.get("learning"),
-                "after": answers.get(f"with:{strategy_id}"),
-            }
-        )
-    return out
+    store = library.store
+    for scenario in filter(None, map(store.scenario, s.provenance.get("scenarios", [])[:3])):
+        typer.echo(f"\nscenario {scenario.id} [{scenario.flow}]: {scenario.message}")
+        answers = {a.condition: a for a in store.answers(scenario_id=scenario.id)}
+        for label, condition in (("before", "learning"), ("after", f"with:{s.id}")):
+            if condition in answers:
+                typer.echo(f"  {label} (score {answers[condition].score}): {answers[condition].reply}")
 
 
 @strategies_app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +14,33 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     try:
         info = store.run_info()
         rounds = []
-        for row in store.rounds():
-            idx = row["idx"]
+        for row in store.round_rows():
+            idx = row.idx
             scores = {split: store.metric(idx, split, "macro_f1") for split in ("feedback", "heldback", "test")}
             gap = (
                 None
                 if scores["heldback"] is None or scores["test"] is None
                 else round(scores["heldback"] - scores["test"], 4)
             )
-            generated = store.query(
-                "SELECT COUNT(*) n, COALESCE(SUM(kept),0) k FROM examples WHERE split='train' AND round=?", (idx,)
-            )[0]
+            generated = store.example_count("train", idx)
             rounds.append(
                 {
                     "round": idx,
-                    "status": row["status"],
-                    "decision": row["decision"],
-                    "reasons": json.loads(row["reasons_json"] or "[]"),
+                    "status": str(row.status),
+                    "decision": row.decision,
+                    "reasons": row.reasons,
                     "macro_f1": scores,
                     "heldback_minus_test": gap,
-                    "examples_new": generated["n"],
-                    "examples_kept": generated["k"],
+                    "examples_new": generated.total,
+                    "examples_kept": generated.kept,
                     "dropped": store.drop_counts(idx),
                 }
             )
         return {
-            "run_id": info["id"] if info else run_dir.name,
-            "name": info["name"] if info else None,
-            "status": info["status"] if info else None,
-            "stop_reason": info["stop_reason"] if info else None,
+            "run_id": info.id if info else run_dir.name,
+            "name": info.name if info else None,
+            "status": info.status if info else None,
+            "stop_reason": info.stop_reason if info else None,
             "rounds": rounds,
             "teacher": store.call_summary(),
             "adaptations": store.adaptations(),

@@ -15,16 +15,24 @@ Deploy prompts take **approved** strategies only; learning may also use proposed
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from agent.store import RunStore
+from agent.store import RunStore, Strategy, StrategyEvent
+
+__all__ = [
+    "DEPLOY_STATUSES",
+    "STATUSES",
+    "TRANSITIONS",
+    "AuditError",
+    "Retriever",
+    "Strategy",
+    "StrategyLibrary",
+    "scenario_blob",
+]
 
 STATUSES = ("proposed", "approved", "rejected", "retired")
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -40,33 +48,6 @@ class AuditError(ValueError):
     """An audit action that the state machine does not allow, or an unknown strategy."""
 
 
-@dataclass(frozen=True)
-class Strategy:
-    id: str
-    version: int
-    scope: str
-    criterion: str | None
-    text: str
-    status: str
-    round: int | None
-    provenance: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
-def _row_to_strategy(row: Any) -> Strategy:
-    return Strategy(
-        row["id"],
-        row["version"],
-        row["scope"],
-        row["criterion"],
-        row["text"],
-        row["status"],
-        row["round"],
-        json.loads(row["provenance_json"]),
-        json.loads(row["evidence_json"]),
-    )
-
-
 class StrategyLibrary:
     """Typed access to the strategies of one run, with the audit rules enforced."""
 
@@ -76,37 +57,30 @@ class StrategyLibrary:
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, strategy_id: str) -> Strategy:
-        rows = self.store.query("SELECT * FROM strategies WHERE id=? ORDER BY version DESC LIMIT 1", (strategy_id,))
-        if not rows:
+        strategy = self.store.latest_strategy(strategy_id)
+        if strategy is None:
             raise AuditError(f"no strategy {strategy_id!r} — see `distill strategies list RUN_DIR`")
-        return _row_to_strategy(rows[0])
+        return strategy
 
     def history(self, strategy_id: str) -> list[Strategy]:
-        return [
-            _row_to_strategy(r)
-            for r in self.store.query("SELECT * FROM strategies WHERE id=? ORDER BY version", (strategy_id,))
-        ]
+        return self.store.strategy_history(strategy_id)
 
     def current(self, statuses: Iterable[str] | None = None) -> list[Strategy]:
         """The latest version of every strategy, optionally filtered by status."""
-        rows = self.store.query(
-            "SELECT s.* FROM strategies s JOIN (SELECT id, MAX(version) v FROM strategies GROUP BY id) m"
-            " ON s.id=m.id AND s.version=m.v ORDER BY s.created_at, s.id"
-        )
         wanted = set(statuses) if statuses is not None else None
-        return [s for s in map(_row_to_strategy, rows) if wanted is None or s.status in wanted]
+        return [s for s in self.store.current_strategies() if wanted is None or s.status in wanted]
 
     @property
     def version(self) -> int:
-        return int(self.store.query("SELECT COUNT(*) FROM strategy_events")[0][0])
+        return self.store.library_version()
 
     def snapshot(self, version: int) -> dict[str, dict[str, Any]]:
         """The library after the first ``version`` events: id → {version, status, text}."""
         if not 0 <= version <= self.version:
             raise AuditError(f"library version {version} does not exist (0…{self.version})")
         state: dict[str, dict[str, Any]] = {}
-        for row in self.store.query("SELECT * FROM strategy_events WHERE seq <= ? ORDER BY seq", (version,)):
-            state[row["strategy_id"]] = {"version": row["version"], "status": row["to_status"], "text": row["text"]}
+        for event in self.store.strategy_events(up_to=version):
+            state[event.strategy_id] = {"version": event.version, "status": event.to_status, "text": event.text}
         return state
 
     def diff(self, old: int, new: int) -> list[dict[str, Any]]:
@@ -122,6 +96,9 @@ class StrategyLibrary:
             elif a != b:
                 changes.append({"id": sid, "change": "changed", "from": a, "to": b})
         return changes
+
+    def events(self, strategy_id: str) -> list[StrategyEvent]:
+        return self.store.strategy_events(strategy_id=strategy_id)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -146,7 +123,9 @@ class StrategyLibrary:
         strategy = Strategy(
             f"s-{uuid.uuid4().hex[:8]}", 1, scope, criterion, text, status, round, provenance or {}, evidence or {}
         )
-        self._write(strategy, action="propose", from_status=None, note=None, teacher_call_id=teacher_call_id)
+        self.store.add_strategy_version(
+            strategy, action="propose", from_status=None, note=None, teacher_call_id=teacher_call_id
+        )
         return strategy
 
     def transition(self, strategy_id: str, action: str, note: str | None = None) -> Strategy:
@@ -160,11 +139,7 @@ class StrategyLibrary:
             raise AuditError(
                 f"cannot {action} {strategy_id}: it is {current.status}; {action} applies to {allowed} strategies"
             )
-        with self.store.transaction() as db:
-            db.execute(
-                "UPDATE strategies SET status=? WHERE id=? AND version=?", (target, strategy_id, current.version)
-            )
-            self._event(db, strategy_id, current.version, action, current.status, target, current.text, note)
+        self.store.set_strategy_status(current, target, action=action, note=note)
         return self.get(strategy_id)
 
     def edit(self, strategy_id: str, text: str, note: str | None = None) -> Strategy:
@@ -186,62 +161,18 @@ class StrategyLibrary:
             current.provenance,
             {**current.evidence, "edited_from_version": current.version},
         )
-        self._write(new, action="edit", from_status=current.status, note=note, teacher_call_id=None)
+        self.store.add_strategy_version(new, action="edit", from_status=current.status, note=note, teacher_call_id=None)
         return new
 
     def add_evidence(self, strategy_id: str, evidence: dict[str, Any]) -> None:
         current = self.get(strategy_id)
-        merged = json.dumps({**current.evidence, **evidence})
-        with self.store.transaction() as db:
-            db.execute(
-                "UPDATE strategies SET evidence_json=? WHERE id=? AND version=?", (merged, strategy_id, current.version)
-            )
+        self.store.set_strategy_evidence(strategy_id, current.version, {**current.evidence, **evidence})
 
-    def _write(
-        self, s: Strategy, *, action: str, from_status: str | None, note: str | None, teacher_call_id: int | None
-    ) -> None:
-        with self.store.transaction() as db:
-            db.execute(
-                "INSERT INTO strategies(id, version, scope, criterion, text, status, round, teacher_call_id,"
-                " provenance_json, evidence_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    s.id,
-                    s.version,
-                    s.scope,
-                    s.criterion,
-                    s.text,
-                    s.status,
-                    s.round,
-                    teacher_call_id,
-                    json.dumps(s.provenance),
-                    json.dumps(s.evidence),
-                    time.time(),
-                ),
-            )
-            self._event(db, s.id, s.version, action, from_status, s.status, s.text, note)
-
-    @staticmethod
-    def _event(
-        db: Any,
-        sid: str,
-        version: int,
-        action: str,
-        from_status: str | None,
-        to_status: str,
-        text: str,
-        note: str | None,
-    ) -> None:
-        db.execute(
-            "INSERT INTO strategy_events(strategy_id, version, action, from_status, to_status, text, note, at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            (sid, version, action, from_status, to_status, text, note, time.time()),
-        )
-
-    def events(self, strategy_id: str) -> list[dict[str, Any]]:
-        return [
-            dict(r)
-            for r in self.store.query("SELECT * FROM strategy_events WHERE strategy_id=? ORDER BY seq", (strategy_id,))
-        ]
+    def add_scenario(self, strategy_id: str, scenario_id: str) -> None:
+        """Another scenario where this strategy was called for: more evidence, better retrieval coverage."""
+        current = self.get(strategy_id)
+        scenarios = [*current.provenance.get("scenarios", []), scenario_id]
+        self.store.set_strategy_provenance(strategy_id, current.version, {**current.provenance, "scenarios": scenarios})
 
 
 # -- retrieval -------------------------------------------------------------------------------------
@@ -280,8 +211,7 @@ class Retriever:
         return scored[:top_k]
 
     def _scenario_vectors(self) -> dict[str, np.ndarray]:
-        rows = self.store.query("SELECT id, embedding FROM scenarios WHERE embedding IS NOT NULL")
-        return {r["id"]: _from_blob(r["embedding"]) for r in rows}
+        return {sid: _from_blob(blob) for sid, blob in self.store.scenario_embeddings().items()}
 
 
 def scenario_blob(vector: np.ndarray) -> bytes:

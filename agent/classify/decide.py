@@ -38,15 +38,14 @@ def _budget_stop(ctx: RunContext, round: int) -> str | None:
 def elapsed_minutes(store: RunStore) -> float:
     """Active time over all rounds (a resumed run does not count the time it lay crashed)."""
     now = time.time()
-    return sum(((r["finished_at"] or now) - r["started_at"]) for r in store.rounds()) / 60
+    return sum(((r.finished_at or now) - r.started_at) for r in store.round_rows()) / 60
 
 
 def decide_round(ctx: RunContext, round: int) -> Decision:
-    rows = ctx.store.rounds()
-    previous = next((r for r in rows if r["idx"] == round - 1), None)
+    previous = ctx.store.round_row(round - 1)
     previous_weights = None
-    if previous is not None and previous["quotas_json"]:
-        quotas = json.loads(previous["quotas_json"])
+    if previous is not None and previous.quotas:
+        quotas = previous.quotas
         total = sum(quotas.values()) or 1
         previous_weights = {k: v / total for k, v in quotas.items()}
     feedback = json.loads((ctx.model_dir(round) / "eval_feedback.json").read_text())

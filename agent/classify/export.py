@@ -24,7 +24,6 @@ def export_best(ctx: RunContext, best: int) -> Path:
 
 
 def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
-    counts = ctx.store.query("SELECT origin, COUNT(*) n FROM examples WHERE split='train' AND kept=1 GROUP BY origin")
     metrics = {
         split: {m: ctx.store.metric(best, split, m) for m in ("accuracy", "macro_f1", "ece")}
         for split in (*VALIDATION_SPLITS, "test")
@@ -35,7 +34,7 @@ def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
         "best_round": best,
         "labels": ctx.labels,
         "metrics": metrics,
-        "training_examples_by_origin": {r["origin"]: r["n"] for r in counts},
+        "training_examples_by_origin": ctx.store.origin_counts("train", kept=True),
         "dropped_by_filter": ctx.store.drop_counts(),
         "teacher": {"provider": t.provider, "model": t.model},
         "teacher_usage": ctx.store.call_summary(),
@@ -53,8 +52,7 @@ def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
 def run_notes(store: RunStore) -> list[str]:
     """Caveats a reader of the model card must see, derived from the stored data (so resume keeps them)."""
     notes = []
-    origins = {r[0] for r in store.query("SELECT DISTINCT origin FROM examples WHERE split='heldback'")}
-    if "generated" in origins:
+    if "generated" in store.origin_counts("heldback"):
         notes.append(
             "validation set built from teacher-labeled data (no task.validation given): its scores "
             "measure agreement with the teacher, not with real users' data"

@@ -11,6 +11,7 @@ from agent.active import candidates, read_unlabeled, select_by_margin
 from agent.classify.context import RunContext
 from agent.classify.guidelines import pair_guidelines
 from agent.classify.teacher_calls import collect, rows_from
+from agent.store import RoundStatus
 from generators.generation import (
     Feedback,
     LabelFeedback,
@@ -49,9 +50,9 @@ def load_feedback(ctx: RunContext, round: int) -> Feedback:
 
 def generate_round(ctx: RunContext, round: int, quotas: dict[str, int]) -> None:
     """PGKD (or uniform, for the baseline) generation of ``sum(quotas)`` new examples."""
-    if ctx.store.round_status(round) not in (None, "generating"):
+    if ctx.store.round_reached(round, RoundStatus.GENERATED):
         return
-    ctx.store.set_round_status(round, "generating")
+    ctx.store.set_round_status(round, RoundStatus.GENERATING)
     rng = ctx.rng(round, ctx.method)
     loop = ctx.spec.loop
     requests: list[TeacherRequest] = []
@@ -86,7 +87,7 @@ def generate_round(ctx: RunContext, round: int, quotas: dict[str, int]) -> None:
             )
     results = collect(ctx, requests, f"round {round} generation", GeneratedExamples)
     rows = rows_from(results, round, "train", "generated") + active_learning_rows(ctx, round)
-    ctx.store.add_examples(rows, mark_round=(round, "generated"))
+    ctx.store.add_examples(rows, mark_round=(round, RoundStatus.GENERATED))
 
 
 def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
@@ -95,7 +96,7 @@ def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
     loop, path = ctx.spec.loop, ctx.spec.task.unlabeled
     if not loop.active_per_round or path is None:
         return []
-    used = {r[0] for r in ctx.store.query("SELECT content_hash FROM examples")}
+    used = ctx.store.content_hashes()
     rng = ctx.rng(round, f"active-{loop.active_selection}")
     pool = candidates(read_unlabeled(path), used, loop.active_candidates, rng)
     if not pool:

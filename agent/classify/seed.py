@@ -7,6 +7,7 @@ from agent.active import read_unlabeled
 from agent.classify.context import RunContext
 from agent.classify.teacher_calls import collect, rows_from
 from agent.data_files import read_jsonl, stratified_split
+from agent.store import RoundStatus
 from generators.generation import (
     seed_requests,
 )
@@ -17,7 +18,7 @@ def prepare_evaluation_sets(ctx: RunContext) -> None:
     """Load validation (split feedback / held-back) and test sets once; build validation if absent."""
     if ctx.spec.loop.active_per_round and ctx.spec.task.unlabeled is not None:
         read_unlabeled(ctx.spec.task.unlabeled)  # a malformed pool fails now, before the first paid call
-    if ctx.store.examples("feedback") or ctx.store.round_status(0) is not None:
+    if ctx.store.examples("feedback") or ctx.store.round_reached(0, RoundStatus.GENERATING):
         return
     task, labels = ctx.spec.task, set(ctx.labels)
     rng = ctx.rng(0, "validation")
@@ -34,7 +35,7 @@ def prepare_evaluation_sets(ctx: RunContext) -> None:
         + [{**r, "round": 0, "split": "heldback", "origin": origin, "kept": True} for r in heldback]
         + [{**r, "round": 0, "split": "test", "origin": "real", "kept": True} for r in test]
     )
-    ctx.store.add_examples(rows, mark_round=(0, "generating"))
+    ctx.store.add_examples(rows, mark_round=(0, RoundStatus.GENERATING))
 
 
 def _teacher_validation(ctx: RunContext) -> list[dict[str, str]]:
@@ -68,7 +69,7 @@ def _teacher_validation(ctx: RunContext) -> list[dict[str, str]]:
 
 def generate_seed(ctx: RunContext) -> None:
     """Round 0: the user's seed examples plus teacher-written seeds per label, stored unfiltered."""
-    if ctx.store.round_status(0) not in (None, "generating"):
+    if ctx.store.round_reached(0, RoundStatus.GENERATED):
         return
     labels = set(ctx.labels)
     user_seeds = (
@@ -88,4 +89,4 @@ def generate_seed(ctx: RunContext) -> None:
         rows += rows_from(results, 0, "train", "generated")
     if not rows:
         raise ValueError("no training data: give task.seed_examples or set loop.seed_per_label > 0")
-    ctx.store.add_examples(rows, mark_round=(0, "generated"))
+    ctx.store.add_examples(rows, mark_round=(0, RoundStatus.GENERATED))

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from agent import console
 from agent.dialogue.student import StudentClient
 from agent.runtime import run_requests
 from agent.spec import DialogueRunSpec
-from agent.store import RunStore
+from agent.store import NewScenario, RunStore, Scenario, Strategy
 from agent.strategies import DEPLOY_STATUSES, Retriever, StrategyLibrary, scenario_blob
 from generators.prompts import get_template
 from generators.schemas import JudgeVerdict, Reply, Scenarios, Strategies
@@ -115,17 +114,11 @@ def judge_all(ctx: TeachContext, items: list[tuple[str, str, str]], round: int, 
 def _store_scenarios(ctx: TeachContext, rows: list[tuple[str, str, str]], split: str, round: int) -> list[str]:
     """Store (flow, message, source) rows with their embeddings; returns their ids."""
     vectors = ctx.embed([m for _, m, _ in rows])
-    existing = int(ctx.store.query("SELECT COUNT(*) FROM scenarios")[0][0])
-    ids = []
-    with ctx.store.transaction() as db:
-        for offset, ((flow, message, source), vec) in enumerate(zip(rows, vectors, strict=True)):
-            sid = f"{split[:2]}-{existing + offset:04d}"
-            db.execute(
-                "INSERT INTO scenarios(id, split, flow, message, source, round, embedding) VALUES (?,?,?,?,?,?,?)",
-                (sid, split, flow, message, source, round, scenario_blob(vec)),
-            )
-            ids.append(sid)
-    return ids
+    scenarios = [
+        NewScenario(flow, message, source, scenario_blob(vec))
+        for (flow, message, source), vec in zip(rows, vectors, strict=True)
+    ]
+    return ctx.store.add_scenarios(split, round, scenarios)
 
 
 def scenarios_from_file(ctx: TeachContext, n: int, seed: int) -> list[tuple[str, str, str]]:
@@ -167,7 +160,7 @@ def scenarios_from_teacher(ctx: TeachContext, n: int, round: int, target: list[s
 
 def ensure_heldout(ctx: TeachContext) -> list[str]:
     """Held-out scenarios, drawn once before any learning and never learned on."""
-    existing = [r["id"] for r in ctx.store.query("SELECT id FROM scenarios WHERE split='heldout' ORDER BY id")]
+    existing = [s.id for s in ctx.store.scenarios("heldout")]
     if existing:
         return existing
     spec = ctx.spec.task.scenarios
@@ -201,22 +194,16 @@ def _record_answer(
     reply: str,
     verdict: JudgeVerdict | None,
 ) -> None:
-    with ctx.store.transaction() as db:
-        db.execute(
-            "INSERT INTO answers(scenario_id, round, role, condition, strategy_ids_json, reply, score,"
-            " judgement_json, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                sid,
-                round,
-                role,
-                condition,
-                json.dumps(strategy_ids),
-                reply,
-                verdict.score if verdict else None,
-                verdict.model_dump_json() if verdict else None,
-                time.time(),
-            ),
-        )
+    ctx.store.add_answer(
+        sid,
+        round,
+        role,
+        condition,
+        strategy_ids,
+        reply,
+        verdict.score if verdict else None,
+        verdict.model_dump(mode="json") if verdict else None,
+    )
 
 
 # -- one learning round ----------------------------------------------------------------------------
@@ -304,7 +291,7 @@ def _improve(
         existing = _same_text(library, flow, item.text)
         if existing is not None:
             library.add_evidence(existing, {"support": _support(library, existing) + 1})
-            _add_scenario(library, existing, sid)
+            library.add_scenario(existing, sid)
             continue
         retry, used = student_answer(ctx, message, ctx.learning_statuses(), extra=[item.text])
         [after] = judge_all(ctx, [(flow, message, retry)], round, "judging the re-run")
@@ -345,17 +332,6 @@ def _support(library: StrategyLibrary, strategy_id: str) -> int:
     return int(library.get(strategy_id).evidence.get("support", 1))
 
 
-def _add_scenario(library: StrategyLibrary, strategy_id: str, scenario_id: str) -> None:
-    """Another scenario where this strategy was called for: more evidence, better retrieval coverage."""
-    current = library.get(strategy_id)
-    scenarios = [*current.provenance.get("scenarios", []), scenario_id]
-    with library.store.transaction() as db:
-        db.execute(
-            "UPDATE strategies SET provenance_json=? WHERE id=? AND version=?",
-            (json.dumps({**current.provenance, "scenarios": scenarios}), strategy_id, current.version),
-        )
-
-
 # -- evaluation ------------------------------------------------------------------------------------
 
 
@@ -368,17 +344,17 @@ def evaluate_heldout(
     with console.progress(f"held-out: {condition}", len(rows)) as advance:
         answers = []
         for r in rows:
-            hits = ctx.retriever.retrieve(r["message"], statuses, ctx.spec.loop.top_k) if statuses else []
-            answers.append((client.answer(r["message"], [s.text for s, _ in hits]), [s.id for s, _ in hits]))
+            hits = ctx.retriever.retrieve(r.message, statuses, ctx.spec.loop.top_k) if statuses else []
+            answers.append((client.answer(r.message, [s.text for s, _ in hits]), [s.id for s, _ in hits]))
             advance()
     verdicts = judge_all(
         ctx,
-        [(r["flow"], r["message"], a) for r, (a, _) in zip(rows, answers, strict=True)],
+        [(r.flow, r.message, a) for r, (a, _) in zip(rows, answers, strict=True)],
         0,
         f"held-out: judging {condition}",
     )
     for r, (reply, used), v in zip(rows, answers, verdicts, strict=True):
-        _record_answer(ctx, r["id"], 0, "student", condition, used, reply, v)
+        _record_answer(ctx, r.id, 0, "student", condition, used, reply, v)
     return [v.score for v in verdicts]
 
 
@@ -391,10 +367,10 @@ def teacher_heldout(ctx: TeachContext, split: str = "heldout") -> list[float]:
                 "respond",
                 {
                     "task_description": ctx.spec.task.description,
-                    "rubric": ctx.policy.rubric_text(r["flow"]),
-                    "message": r["message"],
+                    "rubric": ctx.policy.rubric_text(r.flow),
+                    "message": r.message,
                 },
-                {"action": "respond", "flow": r["flow"], "message": r["message"]},
+                {"action": "respond", "flow": r.flow, "message": r.message},
                 0,
             )
             for r in rows
@@ -404,35 +380,33 @@ def teacher_heldout(ctx: TeachContext, split: str = "heldout") -> list[float]:
     )
     verdicts = judge_all(
         ctx,
-        [(r["flow"], r["message"], ref.parsed.reply) for r, ref in zip(rows, refs, strict=True)],
+        [(r.flow, r.message, ref.parsed.reply) for r, ref in zip(rows, refs, strict=True)],
         0,
         "held-out: judging the teacher",
     )
     for r, ref, v in zip(rows, refs, verdicts, strict=True):
-        _record_answer(ctx, r["id"], 0, "teacher", "heldout:teacher", [], ref.parsed.reply, v)
+        _record_answer(ctx, r.id, 0, "teacher", "heldout:teacher", [], ref.parsed.reply, v)
     return [v.score for v in verdicts]
 
 
-def _scenarios(ctx: TeachContext, split: str) -> list[Any]:
-    return ctx.store.query("SELECT * FROM scenarios WHERE split=? ORDER BY id", (split,))
+def _scenarios(ctx: TeachContext, split: str) -> list[Scenario]:
+    return ctx.store.scenarios(split)
 
 
 def add_transfer_scenarios(ctx: TeachContext, n: int, seed: int = 7) -> list[str]:
     """Real customer messages from ``task.scenarios.file`` as a second, differently sourced held-out set."""
     if ctx.spec.task.scenarios.file is None:
         raise ValueError("transfer scenarios need task.scenarios.file (real customer messages)")
-    existing = [r["id"] for r in _scenarios(ctx, "transfer")]
+    existing = [s.id for s in _scenarios(ctx, "transfer")]
     return existing or _store_scenarios(ctx, scenarios_from_file(ctx, n, seed), "transfer", 0)
 
 
 def record_heldout_effects(ctx: TeachContext, alone: list[float], with_strategies: list[float], condition: str) -> None:
     """Per strategy: the mean held-out score change on the scenarios where it was retrieved."""
-    rows = ctx.store.query(
-        "SELECT scenario_id, strategy_ids_json FROM answers WHERE condition=? ORDER BY id", (condition,)
-    )
+    answers = ctx.store.answers(condition=condition)
     deltas: dict[str, list[float]] = {}
-    for row, a, w in zip(rows, alone, with_strategies, strict=False):
-        for sid in json.loads(row["strategy_ids_json"]):
+    for answer, a, w in zip(answers, alone, with_strategies, strict=False):
+        for sid in answer.strategy_ids:
             deltas.setdefault(sid, []).append(w - a)
     for sid, values in deltas.items():
         ctx.library.add_evidence(sid, {"heldout_effect": round(float(np.mean(values)), 4), "heldout_n": len(values)})
@@ -444,16 +418,11 @@ HELDOUT_CONDITIONS = ("heldout:alone", "heldout:approved", "heldout:learning", "
 
 
 def finished_rounds(ctx: TeachContext) -> list[RoundOutcome]:
-    rows = ctx.store.query("SELECT outcome_json FROM teach_rounds ORDER BY idx")
-    return [RoundOutcome(**json.loads(r["outcome_json"])) for r in rows]
+    return [RoundOutcome(**r.outcome) for r in ctx.store.teach_rounds()]
 
 
 def record_round(ctx: TeachContext, round: int, outcome: RoundOutcome) -> None:
-    with ctx.store.transaction() as db:
-        db.execute(
-            "INSERT INTO teach_rounds(idx, outcome_json, finished_at) VALUES (?,?,?)",
-            (round, json.dumps(outcome.__dict__), time.time()),
-        )
+    ctx.store.record_teach_round(round, dict(outcome.__dict__))
 
 
 def discard_partial_round(ctx: TeachContext, round: int) -> bool:
@@ -461,49 +430,26 @@ def discard_partial_round(ctx: TeachContext, round: int) -> bool:
     its start; returns whether there was anything. The rerun sends the same teacher requests, which the
     cache answers, so nothing is paid twice (with a deterministic student: greedy decoding). Strategies a
     reviewer already acted on are kept; support and provenance the round added to older ones are undone."""
-    scenario_ids = {
-        r["id"] for r in ctx.store.query("SELECT id FROM scenarios WHERE split='learn' AND round=?", (round,))
-    }
+    scenario_ids = {s.id for s in ctx.store.scenarios("learn", round=round)}
     if not scenario_ids:
         return False
-    reviewed = {
-        r["strategy_id"]
-        for r in ctx.store.query("SELECT DISTINCT strategy_id FROM strategy_events WHERE action != 'propose'")
-    }
-    untouched = [
-        r["id"]
-        for r in ctx.store.query("SELECT DISTINCT id FROM strategies WHERE round=?", (round,))
-        if r["id"] not in reviewed
-    ]
-    older = [
-        s
-        for s in ctx.library.current()
-        if s.id not in untouched and scenario_ids & set(s.provenance.get("scenarios", []))
-    ]
-    with ctx.store.transaction() as db:
-        db.execute("DELETE FROM answers WHERE round=?", (round,))
-        for strategy_id in untouched:
-            db.execute("DELETE FROM strategy_events WHERE strategy_id=?", (strategy_id,))
-            db.execute("DELETE FROM strategies WHERE id=?", (strategy_id,))
-        for s in older:
-            kept = [sid for sid in s.provenance["scenarios"] if sid not in scenario_ids]
-            evidence = dict(s.evidence)
-            if "support" in evidence:  # each later scenario that asked for it added one
-                evidence["support"] = max(1, evidence["support"] - (len(s.provenance["scenarios"]) - len(kept)))
-            db.execute(
-                "UPDATE strategies SET provenance_json=?, evidence_json=? WHERE id=? AND version=?",
-                (json.dumps({**s.provenance, "scenarios": kept}), json.dumps(evidence), s.id, s.version),
-            )
-        db.execute("DELETE FROM scenarios WHERE split='learn' AND round=?", (round,))
+    untouched = ctx.store.strategy_ids_of_round(round) - ctx.store.reviewed_strategy_ids()
+    rewrite: list[Strategy] = []
+    for s in ctx.library.current():
+        if s.id in untouched or not scenario_ids & set(s.provenance.get("scenarios", [])):
+            continue
+        kept = [sid for sid in s.provenance["scenarios"] if sid not in scenario_ids]
+        evidence = dict(s.evidence)
+        if "support" in evidence:  # each later scenario that asked for it added one
+            evidence["support"] = max(1, evidence["support"] - (len(s.provenance["scenarios"]) - len(kept)))
+        rewrite.append(replace(s, provenance={**s.provenance, "scenarios": kept}, evidence=evidence))
+    ctx.store.discard_learning_round(round, drop=sorted(untouched), rewrite=rewrite)
     return True
 
 
 def clear_heldout_answers(ctx: TeachContext) -> None:
     """The held-out evaluation is redone after every (re)start: drop answers an interrupted one left."""
-    with ctx.store.transaction() as db:
-        db.execute(
-            f"DELETE FROM answers WHERE condition IN ({','.join('?' * len(HELDOUT_CONDITIONS))})", HELDOUT_CONDITIONS
-        )
+    ctx.store.delete_answers(HELDOUT_CONDITIONS)
 
 
 # -- the loop --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.store import RunStore
+from agent.store import NewScenario, RunStore, Scenario
 from agent.strategies import AuditError, Retriever, StrategyLibrary, scenario_blob
 
 
@@ -42,7 +42,12 @@ def test_state_machine(library: StrategyLibrary) -> None:
     assert library.transition(r.id, "approve").status == "approved"  # a reviewer may reverse a rejection
     with pytest.raises(AuditError, match="no strategy"):
         library.transition("s-missing", "approve")
-    assert [e["action"] for e in library.events(s.id)] == ["propose", "approve", "retire"]
+    assert [(e.action, e.from_status, e.to_status) for e in library.events(s.id)] == [
+        ("propose", None, "proposed"),
+        ("approve", "proposed", "approved"),
+        ("retire", "approved", "retired"),
+    ]
+    assert library.events(s.id)[-1].note == "policy changed"
 
 
 def test_edit_creates_a_version_and_diff_shows_it(library: StrategyLibrary) -> None:
@@ -74,18 +79,22 @@ def test_edit_creates_a_version_and_diff_shows_it(library: StrategyLibrary) -> N
 def test_retrieval_returns_the_nearest_scope_and_respects_status(library: StrategyLibrary) -> None:
     store = library.store
     scenarios = {
-        "sc-refund": "i want my money back for the broken blender order",
-        "sc-password": "i forgot my password and cannot log in to my account",
+        "refund": "i want my money back for the broken blender order",
+        "password": "i forgot my password and cannot log in to my account",
     }
     vectors = bag_of_words(list(scenarios.values()))
-    with store.transaction() as db:
-        for (sid, text), vec in zip(scenarios.items(), vectors, strict=True):
-            db.execute(
-                "INSERT INTO scenarios(id, split, flow, message, source, round, embedding) VALUES (?,?,?,?,?,?,?)",
-                (sid, "train", sid[3:], text, "test", 1, scenario_blob(vec)),
-            )
-    refund = library.propose("refund", "Ask for the order ID.", provenance={"scenarios": ["sc-refund"]})
-    login = library.propose("password", "Offer a reset link.", provenance={"scenarios": ["sc-password"]})
+    sc_refund, sc_password = store.add_scenarios(
+        "learn",
+        1,
+        [
+            NewScenario(flow, text, "test", scenario_blob(vec))
+            for (flow, text), vec in zip(scenarios.items(), vectors, strict=True)
+        ],
+    )
+    assert (sc_refund, sc_password) == ("le-0000", "le-0001")
+    assert store.scenario(sc_password) == Scenario(sc_password, "learn", "password", scenarios["password"], "test", 1)
+    refund = library.propose("refund", "Ask for the order ID.", provenance={"scenarios": [sc_refund]})
+    login = library.propose("password", "Offer a reset link.", provenance={"scenarios": [sc_password]})
     retriever = Retriever(store, library, bag_of_words)
     hits = retriever.retrieve("please refund my money for this order", ["proposed", "approved"], top_k=1)
     assert [h[0].id for h in hits] == [refund.id]
