@@ -35,9 +35,12 @@ _ROUND_ORDER: tuple[RoundStatus, ...] = tuple(RoundStatus)
 
 
 class RunStatus(StrEnum):
+    """The run as a whole; ``set_run_status`` refuses any other value."""
+
     CREATED = "created"
     RUNNING = "running"
-    INTERRUPTED = "interrupted"
+    INTERRUPTED = "interrupted"  # stopped by the user (Ctrl-C, SIGTERM): `distill resume` continues
+    FAILED = "failed"  # stopped by an error: the stop reason says which
     FINISHED = "finished"
 
 
