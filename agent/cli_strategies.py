@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -146,45 +145,44 @@ def export(
         typer.echo(f"wrote {out}")
 
 
+_COLUMNS = ("id", "v", "status", "scope", "criterion", "before→after", "held-out effect", "text")
+
+
+def _cells(r: dict[str, Any]) -> list[str]:
+    """One strategy's table cells as plain text, in ``_COLUMNS`` order (escaped by the caller)."""
+    ev = r["evidence"]
+    return [
+        str(r["id"]),
+        str(r["version"]),
+        str(r["status"]),
+        str(r["scope"]),
+        str(r["criterion"] or ""),
+        f"{ev.get('score_before', '')}→{ev.get('score_after', '')}",
+        str(ev.get("heldout_effect", "")),
+        str(r["text"]),
+    ]
+
+
 def _markdown(rows: list[dict[str, Any]], version: int) -> str:
+    """A GFM table; every cell is teacher- or reviewer-written text, so every cell is escaped."""
+    from trainers.markup import md_cell
+
     lines = [
         f"# Strategy library (version {version})",
         "",
-        "| id | v | status | scope | criterion | before→after | held-out effect | text |",
-        "|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(_COLUMNS) + " |",
+        "|" + "---|" * len(_COLUMNS),
     ]
-    for r in rows:
-        ev = r["evidence"]
-        lines.append(
-            f"| {r['id']} | {r['version']} | {r['status']} | {r['scope']} | {r['criterion'] or ''} | "
-            f"{ev.get('score_before', '')}→{ev.get('score_after', '')} | {ev.get('heldout_effect', '')} | "
-            f"{r['text'].replace('|', '/')} |"
-        )
+    lines += ["| " + " | ".join(md_cell(cell) for cell in _cells(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def _html(rows: list[dict[str, Any]], version: int) -> str:
-    cells = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(v))}</td>"
-            for v in (
-                r["id"],
-                r["version"],
-                r["status"],
-                r["scope"],
-                r["criterion"] or "",
-                f"{r['evidence'].get('score_before', '')}→{r['evidence'].get('score_after', '')}",
-                r["evidence"].get("heldout_effect", ""),
-                r["text"],
-            )
-        )
-        + "</tr>"
-        for r in rows
-    )
-    head = "".join(
-        f"<th>{h}</th>" for h in ("id", "v", "status", "scope", "criterion", "before→after", "held-out effect", "text")
-    )
+    """A standalone page; every cell is escaped, so markup in a strategy shows as text and never runs."""
+    from trainers.markup import html_text
+
+    cells = "".join("<tr>" + "".join(f"<td>{html_text(cell)}</td>" for cell in _cells(r)) + "</tr>" for r in rows)
+    head = "".join(f"<th>{html_text(h)}</th>" for h in _COLUMNS)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Strategy library v{version}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"

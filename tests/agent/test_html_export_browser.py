@@ -7,11 +7,12 @@ import html.parser
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from agent.cli_strategies import strategies_app
 from agent.store import RunStore
 from agent.strategies import StrategyLibrary
 
@@ -22,6 +23,10 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)",
 )
 HOSTILE = "<script>document.title='pwned'</script><b>Ask</b> for the order ID & confirm it."
+# Markup in the other teacher-written fields: an image whose error handler would retitle the page, and a
+# javascript: link that clicking would run.
+HOSTILE_CRITERION = "<img src=x onerror=\"document.title='img-pwned'\">asks_order_id"
+HOSTILE_EFFECT = "<a href=\"javascript:document.title='link-pwned'\">0.2</a>"
 
 
 class _Cells(html.parser.HTMLParser):
@@ -32,9 +37,11 @@ class _Cells(html.parser.HTMLParser):
         self.rows: list[list[str]] = []
         self.title = ""
         self.scripts = 0
+        self.elements: set[str] = set()
         self._in: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.add(tag)
         if tag == "tr":
             self.rows.append([])
         elif tag in ("td", "title"):
@@ -85,31 +92,30 @@ def test_exported_library_renders_every_strategy_as_inert_text(tmp_path: Path) -
     run_dir.mkdir()
     library = StrategyLibrary(RunStore(run_dir / "run.sqlite"))
     hostile = library.propose(
-        "refund", HOSTILE, criterion="asks_order_id", evidence={"score_before": 0.25, "score_after": 0.75}
+        "refund", HOSTILE, criterion=HOSTILE_CRITERION, evidence={"score_before": 0.25, "score_after": 0.75}
     )
     library.transition(hostile.id, "approve")
+    library.add_evidence(hostile.id, {"heldout_effect": HOSTILE_EFFECT})
     rejected = library.propose("account", "Promise a refund at once.")
     library.transition(rejected.id, "reject")
     edited = library.propose("shipping", "Give the tracking link.")
     library.edit(edited.id, "Give the tracking link and the carrier's name.")
 
     page = tmp_path / "library.html"
-    done = subprocess.run(
-        [sys.executable, "-m", "agent", "strategies", "export", str(run_dir), "--format", "html", "--out", str(page)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    exported = CliRunner().invoke(strategies_app, ["export", str(run_dir), "--format", "html", "--out", str(page)])
+    assert exported.exit_code == 0, exported.output
 
     dom = _Cells()
     dom.feed(render(page, tmp_path))
     assert dom.title == f"Strategy library v{library.version}", "a script in a strategy text ran"
     assert dom.scripts == 0
+    # Only the page's own structure: no element came out of a strategy (no <b>, <img>, <a>).
+    assert dom.elements == {"html", "head", "meta", "title", "style", "body", "h1", "table", "tbody", "tr", "th", "td"}
     body = [row for row in dom.rows if row]  # the header row has <th> cells only
     by_id = {row[0]: row for row in body}
     assert set(by_id) == {hostile.id, rejected.id, edited.id}
     assert by_id[hostile.id][2] == "approved" and by_id[hostile.id][7] == " ".join(HOSTILE.split())
+    assert by_id[hostile.id][4] == HOSTILE_CRITERION and by_id[hostile.id][6] == HOSTILE_EFFECT
     assert by_id[hostile.id][5] == "0.25→0.75"
     assert by_id[rejected.id][2] == "rejected"
     assert by_id[edited.id][1] == "2" and by_id[edited.id][7] == "Give the tracking link and the carrier's name."

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import html
+import re
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from markdown_it import MarkdownIt
+from typer.testing import CliRunner
 
+from agent.cli_strategies import strategies_app
 from agent.store import NewScenario, RunStore, Scenario
 from agent.strategies import AuditError, Retriever, StrategyLibrary, scenario_blob
 
@@ -102,3 +107,29 @@ def test_retrieval_returns_the_nearest_scope_and_respects_status(library: Strate
     library.transition(login.id, "approve")
     hits = retriever.retrieve("please refund my money for this order", ["approved"], top_k=3)
     assert [h[0].id for h in hits] == [login.id]  # only approved ones, even if a worse match
+
+
+# A renderer like GitHub's: raw HTML passes through, GFM tables on.
+RENDER_MD = MarkdownIt("commonmark", {"html": True}).enable(["table"]).render
+HOSTILE_TEXT = "Ask | confirm <script>alert(1)</script> [docs](javascript:alert(1)) *now*"
+HOSTILE_CRITERION = "<img src=x onerror=alert(1)>|asks"
+
+
+def test_markdown_export_keeps_the_table_shape_and_the_text_literal(library: StrategyLibrary) -> None:
+    hostile = library.propose("refund|billing", HOSTILE_TEXT, criterion=HOSTILE_CRITERION)
+    library.add_evidence(hostile.id, {"heldout_effect": "<a href='javascript:alert(1)'>0.1</a>"})
+    plain = library.propose("shipping", "Give the tracking link.")
+    done = CliRunner().invoke(strategies_app, ["export", str(library.store.path.parent), "--format", "md"])
+    assert done.exit_code == 0, done.output
+
+    rendered = RENDER_MD(done.output)
+    assert set(re.findall(r"<(\w+)", rendered)) == {"h1", "table", "thead", "tr", "th", "tbody", "td"}, rendered
+    header, *rows = re.findall(r"<tr>(.*?)</tr>", rendered, re.S)
+    assert header.count("<th>") == 8
+    cells = [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)] for row in rows]
+    assert [len(c) for c in cells] == [8, 8]
+    by_id = {c[0]: c for c in cells}
+    assert by_id[hostile.id][3:5] == ["refund|billing", HOSTILE_CRITERION]
+    assert by_id[hostile.id][6] == "<a href='javascript:alert(1)'>0.1</a>"
+    assert by_id[hostile.id][7] == HOSTILE_TEXT
+    assert by_id[plain.id][7] == "Give the tracking link."
