@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import yaml
 
+from agent.dialogue.run import chat_answer, create_dialogue_run, execute_dialogue, mean_ci, win_rate
+from agent.dialogue.student import STUDENT_SYSTEM, StudentClient
 from agent.spec import load_any_spec
 from agent.store import RunStore
 from agent.strategies import StrategyLibrary
-from agent.dialogue.student import STUDENT_SYSTEM, StudentClient
-from agent.dialogue.run import chat_answer, create_dialogue_run, execute_dialogue, mean_ci, win_rate
 
 SUPPORT = Path(__file__).resolve().parents[2] / "examples" / "support"
 
@@ -74,7 +74,7 @@ def write_spec(tmp_path: Path, student_url: str, **loop: Any) -> Path:
 def follower_server() -> Any:
     from trainers.llm_server import LocalChatServer
 
-    with LocalChatServer(StrategyFollower(), model_name="student") as server:  # type: ignore[arg-type]
+    with LocalChatServer(StrategyFollower(), model_name="student") as server:
         yield server
 
 
@@ -102,7 +102,7 @@ def test_loop_learns_strategies_that_raise_scores(
     assert summary["n_scenarios"] == 5 and summary["n_strategies_approved"] == len(kept)
     assert summary["score_student_with_strategies"]["mean"] > summary["score_student"]["mean"]
     assert summary["score_teacher"]["mean"] == 1.0  # the reference passes its own rubric
-    assert {r[0] for r in store.query("SELECT split FROM scenarios")} == {"heldout", "learn"}
+    assert store.scenarios("heldout") and store.scenarios("learn") and not store.scenarios("transfer")
     assert any("heldout_effect" in s.evidence for s in kept)
     assert json.loads((run_dir / "teach_summary.json").read_text())["n_scenarios"] == 5
     store.close()
@@ -122,9 +122,9 @@ def test_deploy_prompt_sent_over_http_holds_only_approved_strategies(
     library.transition(rejected.id, "reject")
     library.transition(retired.id, "approve")
     library.transition(retired.id, "retire")
-    scenario = library.store.query("SELECT message FROM scenarios WHERE id=?", (approved.provenance["scenarios"][0],))[
-        0
-    ][0]
+    stored = library.store.scenario(approved.provenance["scenarios"][0])
+    assert stored is not None
+    scenario = stored.message
     import openai
 
     client = StudentClient(openai.OpenAI(base_url=follower_server.base_url, api_key="x"), "student", 0.0, 12)
@@ -225,9 +225,8 @@ def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(
         execute_dialogue(run_dir)  # the packaged MiniLM embeds, as the CLI below will
     monkeypatch.setattr(teach, "_improve", real_improve)
     store = RunStore(run_dir / "run.sqlite")
-    assert [r["idx"] for r in store.query("SELECT idx FROM teach_rounds")] == [1]
-    partial = store.query("SELECT COUNT(*) FROM strategies WHERE round=2")[0][0]
-    assert partial > 0, "the crash came after round 2 had proposed strategies"
+    assert [r.idx for r in store.teach_rounds()] == [1]
+    assert store.strategy_ids_of_round(2), "the crash came after round 2 had proposed strategies"
     paid_before = store.query("SELECT COUNT(*) FROM teacher_calls WHERE cache_hit=0")[0][0]
     store.close()
 
@@ -238,22 +237,17 @@ def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     store = RunStore(run_dir / "run.sqlite")
-    assert [r["idx"] for r in store.query("SELECT idx FROM teach_rounds ORDER BY idx")] == [1, 2]
+    assert [r.idx for r in store.teach_rounds()] == [1, 2]
     paid = [r[0] for r in store.query("SELECT request_hash FROM teacher_calls WHERE cache_hit=0")]
     assert len(paid) == len(set(paid)), "a paid teacher request was sent twice"
     assert len(paid) > paid_before and store.query("SELECT COUNT(*) FROM teacher_calls WHERE cache_hit=1")[0][0]
-    learn = store.query("SELECT id, round FROM scenarios WHERE split='learn'")
-    for sid in {r["id"] for r in learn}:
-        per_condition = store.query(
-            "SELECT condition, COUNT(*) n FROM answers WHERE scenario_id=? AND "
-            "condition IN ('learning', 'reference') GROUP BY condition",
-            (sid,),
-        )
-        assert {r["condition"]: r["n"] for r in per_condition} == {"learning": 1, "reference": 1}
-    known = {r["id"] for r in learn}
+    known = {s.id for s in store.scenarios("learn")}
+    for sid in known:
+        conditions = [a.condition for a in store.answers(scenario_id=sid)]
+        assert (conditions.count("learning"), conditions.count("reference")) == (1, 1)
     for s in StrategyLibrary(store).current():
         assert set(s.provenance["scenarios"]) <= known, f"{s.id} points at a discarded scenario"
-    heldout = store.query("SELECT COUNT(*) FROM answers WHERE condition='heldout:alone'")[0][0]
+    heldout = len(store.answers(condition="heldout:alone"))
     assert heldout == json.loads((run_dir / "teach_summary.json").read_text())["n_scenarios"] == 5
     store.close()
     assert "round 2 was interrupted" in resumed.stdout + resumed.stderr
