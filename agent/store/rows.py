@@ -52,7 +52,7 @@ class RunInfo:
     versions: dict[str, str]
     git_sha: str | None
     created_at: float
-    status: str
+    status: RunStatus
     stop_reason: str | None
 
 

@@ -35,7 +35,7 @@ class RunTables(StoreConnection):
             json.loads(r["versions_json"]),
             r["git_sha"],
             r["created_at"],
-            r["status"],
+            RunStatus(r["status"]),
             r["stop_reason"],
         )
 
