@@ -13,7 +13,8 @@ embeddings there. The recipe here (defaults measured by ``bench/student_recipe.p
    optimisation steps**, so 5 examples per class still get enough updates while large sets are
    bounded by ``epochs``.
 
-Everything else is a lean torch loop: dynamic padding with length-grouped batches (padding to a
+The settings are ``trainers.config.EncoderConfig`` (torch-free, so a spec can validate them without
+loading torch). Everything else is a lean torch loop: dynamic padding with length-grouped batches (padding to a
 fixed length is 4–5× slower on CPU), a seeded data order, and a warm start that continues from a
 saved folder.
 """
@@ -24,14 +25,15 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from trainers.config import EncoderConfig
 from trainers.embeddings import (
     length_sorted_batches,
     load_encoder,
@@ -51,90 +53,6 @@ LABELS_FILE = "labels.json"
 HEAD_FILE = "head.safetensors"
 FORMAT = "distill-encoder-classifier"
 FORMAT_VERSION = 1
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
-@dataclass
-class EncoderConfig:
-    """How the encoder student is built and trained; saved in full with every model folder."""
-
-    base_model: str | None = field(
-        default=None, metadata=_help("Local Hugging Face folder of the encoder; None: the packaged all-MiniLM-L6-v2.")
-    )
-    max_length: int = field(default=64, metadata=_help("Tokens per text; longer texts are truncated."))
-    epochs: int = field(
-        default=4,
-        metadata=_help(
-            "Passes over the training set, unless min_steps asks for more (small data) or max_steps for fewer."
-        ),
-    )
-    min_steps: int = field(
-        default=150,
-        metadata=_help(
-            "At least this many optimisation steps, however small the data: tiny sets need updates, not epochs."
-        ),
-    )
-    max_steps: int | None = field(default=None, metadata=_help("Cap on optimisation steps (None: no cap)."))
-    lr: float = field(default=5e-5, metadata=_help("Peak learning rate of the encoder body (AdamW)."))
-    head_lr: float = field(default=3e-3, metadata=_help("Peak learning rate of the linear head; ≫ lr."))
-    batch_size: int = field(default=16, metadata=_help("Texts per optimisation step."))
-    seed: int = field(default=0, metadata=_help("Seeds head init, dropout and data order."))
-    warm_start: bool = field(
-        default=False,
-        metadata=_help(
-            "Recorded for provenance: the caller continues from a loaded student rather than the base model."
-        ),
-    )
-    head_init: Literal["logistic", "random"] = field(
-        default="logistic",
-        metadata=_help(
-            "logistic: head = LR fitted on frozen embeddings of the training set (LP-FT); random: plain init."
-        ),
-    )
-    head_init_c: float = field(default=10.0, metadata=_help("Inverse regularisation C of that LR."))
-    label_smoothing: float = field(default=0.1, metadata=_help("Cross-entropy label smoothing, in [0, 1)."))
-    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on biases/LayerNorm)."))
-    warmup_ratio: float = field(default=0.1, metadata=_help("Share of steps with linear LR warm-up."))
-    freeze_embeddings: bool = field(
-        default=True,
-        metadata=_help("Keep the token-embedding matrix fixed: half the parameters, faster steps, less overfitting."),
-    )
-
-    def __post_init__(self) -> None:
-        checks: list[tuple[str, bool, str]] = [
-            ("max_length", self.max_length >= 8, "must be ≥ 8"),
-            ("epochs", self.epochs >= 1, "must be ≥ 1"),
-            ("min_steps", self.min_steps >= 0, "must be ≥ 0"),
-            ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be ≥ 1 or None"),
-            ("lr", 0 < self.lr < 1, "must be in (0, 1)"),
-            ("head_lr", 0 < self.head_lr < 1, "must be in (0, 1)"),
-            ("batch_size", self.batch_size >= 1, "must be ≥ 1"),
-            ("head_init", self.head_init in ("logistic", "random"), "must be 'logistic' or 'random'"),
-            ("head_init_c", self.head_init_c > 0, "must be > 0"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
-            ("weight_decay", self.weight_decay >= 0, "must be ≥ 0"),
-            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be in [0, 1)"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise ValueError(f"EncoderConfig.{name} {rule}, got {getattr(self, name)!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
-        """Rebuild a saved config; unknown keys are an error that names them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"EncoderConfig: unknown field(s) {', '.join(unknown)}")
-        return cls(**data)
-
-    def total_steps(self, n_examples: int) -> int:
-        """Optimisation steps for a training set of ``n_examples``: epochs, floored and capped."""
-        steps = max(self.min_steps, self.epochs * math.ceil(n_examples / self.batch_size))
-        return min(steps, self.max_steps) if self.max_steps is not None else steps
 
 
 @dataclass(frozen=True)
@@ -232,13 +150,13 @@ class EncoderClassifier:
             "format_version": FORMAT_VERSION,
             "pooling": "mean",
             "normalize": True,
-            "config": asdict(self.config),
+            "config": self.config.model_dump(mode="json"),
             "card": card or {},
         }
         (directory / STUDENT_FILE).write_text(
             json.dumps(meta, indent=1, ensure_ascii=False, default=str), encoding="utf-8"
         )
-        readme = render_model_card(card or {}, labels=self.labels, config=asdict(self.config))
+        readme = render_model_card(card or {}, labels=self.labels, config=self.config.model_dump(mode="json"))
         (directory / "README.md").write_text(readme, encoding="utf-8")
         return directory
 
