@@ -13,20 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.data_files import jsonl_objects
+from agent.data_files import read_texts
 from agent.store import content_hash
 
 
-def read_unlabeled(path: Path, field_name: str = "task.unlabeled") -> list[str]:
-    """Distinct non-empty texts of a JSONL file of {"text": ...} lines (any other keys are ignored)."""
-    texts: dict[str, str] = {}
-    for number, item in jsonl_objects(path, field_name):
-        text = item.get("text") if isinstance(item, dict) else None
-        if not isinstance(text, str):
-            raise ValueError(f'{field_name}: {path} line {number} has no "text" string — write {{"text": "..."}}')
-        if text.strip():
-            texts.setdefault(content_hash(text), text)
-    return list(texts.values())
+def read_unlabeled(path: Path, field_name: str = "task.unlabeled", warnings: list[str] | None = None) -> list[str]:
+    """Distinct non-empty texts of a JSONL file of {"text": ...} lines (any other keys are ignored).
+
+    A bad line is a ``DataFileError`` (an ``InputError``) naming the file, line and fix; a file with no
+    text is a warning (into ``warnings``, else printed).
+    """
+    return read_texts(path, field_name, warnings)
 
 
 def margins(probabilities: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.data_files import jsonl_objects
+from agent.data_files import read_jsonl, read_policy
 from agent.spec import DialogueRunSpec, RunSpec
 from generators.generation import Feedback, LabelFeedback, TaskInfo, label_requests, pgkd_requests, seed_requests
 from generators.ledger import Prices, format_usd
@@ -71,13 +71,10 @@ def _line(round: str, requests: list[TeacherRequest], out_per_item: float, items
 
 
 def _seed_texts(spec: RunSpec) -> list[str]:
-    paths = [p for p in (spec.task.seed_examples, spec.task.validation) if p is not None]
-    texts = [
-        row["text"]
-        for path in paths
-        for _, row in jsonl_objects(path, "task")
-        if isinstance(row, dict) and isinstance(row.get("text"), str)
-    ]
+    """The user's example texts (seed and validation), read as the run reads them: a bad line fails here."""
+    labels = set(spec.task.label_names)
+    files = [("task.seed_examples", spec.task.seed_examples), ("task.validation", spec.task.validation)]
+    texts = [row["text"] for field, path in files if path is not None for row in read_jsonl(path, labels, field)]
     return texts or [_STAND_IN]
 
 
@@ -159,9 +156,7 @@ def round_half_up(value: float) -> int:
 
 
 def _dialogue_lines(spec: DialogueRunSpec) -> list[PlanLine | None]:
-    from generators.service_policy import Policy
-
-    policy = Policy.load(spec.task.policy)
+    policy = read_policy(spec.task.policy, "task.policy")
     flow = policy.flows[0].id
     rubric = policy.rubric_text(flow)
     scenarios = spec.task.scenarios

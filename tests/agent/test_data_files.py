@@ -1,0 +1,432 @@
+"""Data file loaders: every bad input is one InputError line naming the field, file, line and fix."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from agent import console
+from agent.active import read_unlabeled
+from agent.data_files import (
+    MAX_LINE_CHARS,
+    DataFileError,
+    check_data_files,
+    read_jsonl,
+    read_texts,
+    read_user_text,
+)
+from agent.errors import InputError
+from agent.spec import load_any_spec
+from agent.store import content_hash
+
+LABELS = {"a", "b"}
+FIELD = "task.seed_examples"
+BOM = b"\xef\xbb\xbf"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, data: bytes, name: str = "data.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def error_of(call: Callable[[], object]) -> str:
+    with pytest.raises(InputError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message, "one line"
+    return message
+
+
+def row(text: str, label: str = "a") -> bytes:
+    return json.dumps({"text": text, "label": label}).encode()
+
+
+# -- example-based: one test per kind of bad input ---------------------------------------------------------
+
+
+def test_data_file_error_is_an_input_error_that_exits_2() -> None:
+    error = DataFileError("x")
+    assert isinstance(error, InputError) and error.exit_code == 2 and error.problems == ["x"]
+
+
+def test_a_utf8_bom_is_accepted_at_the_start_only(tmp_path: Path) -> None:
+    path = write(tmp_path, BOM + row("hello") + b"\r\n" + row("bye", "b") + b"\r\n")
+    assert read_jsonl(path, LABELS, FIELD) == [{"text": "hello", "label": "a"}, {"text": "bye", "label": "b"}]
+    path = write(tmp_path, row("hello") + b"\n" + BOM + row("bye") + b"\n")
+    message = error_of(lambda: read_jsonl(path, LABELS, FIELD))
+    assert f"{FIELD}: {path} line 2 starts with a byte-order mark" in message
+
+
+def test_invalid_utf8_names_line_and_byte_column_and_the_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, row("fine") + b"\n\n" + b'{"text": "caf\xe9", "label": "a"}\n')
+    message = error_of(lambda: read_jsonl(path, LABELS, FIELD))
+    assert message == (
+        f"{FIELD}: {path} line 3 is not valid UTF-8 (byte 0xe9 at byte column 14) — save the file as UTF-8"
+    )
+    bom_first = write(tmp_path, BOM + b'{"text": "\xff"}\n', "bom.jsonl")
+    assert "line 1 is not valid UTF-8 (byte 0xff at byte column 14)" in error_of(
+        lambda: read_unlabeled(bom_first, "task.unlabeled")
+    )
+
+
+def test_utf16_is_named_as_such(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"text": "x", "label": "a"}\n'.encode("utf-16"))
+    assert "line 1 is UTF-16" in error_of(lambda: read_jsonl(path, LABELS, FIELD))
+    assert "save it as UTF-8" in error_of(lambda: read_user_text(path, "spec"))
+
+
+def test_an_empty_file_is_a_warning_not_silence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    printed: list[str] = []
+    monkeypatch.setattr(console, "warn", printed.append)
+    for content in (b"", b"\n  \n\t\r\n", BOM + b"\n"):
+        path = write(tmp_path, content)
+        warnings: list[str] = []
+        assert read_jsonl(path, LABELS, FIELD, warnings) == [] and len(warnings) == 1
+        assert warnings[0].startswith(f"{FIELD}: {path} has no examples") and "remove task.seed_examples" in warnings[0]
+        assert read_jsonl(path, LABELS, FIELD) == [] and printed[-1] == warnings[0]
+        assert read_unlabeled(path) == [] and "task.unlabeled" in printed[-1] and "has no texts" in printed[-1]
+    assert read_jsonl(write(tmp_path, row("x")), LABELS, FIELD, warnings := []) and warnings == []
+
+
+def test_an_over_long_line_fails_with_the_limit_and_why(tmp_path: Path) -> None:
+    megabyte = write(tmp_path, row("fine") + b"\n" + row("x" * 1_000_000) + b"\n")
+    message = error_of(lambda: read_jsonl(megabyte, LABELS, FIELD))
+    assert f"{megabyte} line 2 is longer than the limit of 100,000 characters" in message
+    assert "one example" in message
+    overhead = len(row(""))
+    at_limit = write(tmp_path, row("y" * (MAX_LINE_CHARS - overhead)) + b"\r\n")
+    assert read_jsonl(at_limit, LABELS, FIELD)[0]["text"] == "y" * (MAX_LINE_CHARS - overhead)
+    wide = "é" * (MAX_LINE_CHARS - overhead + 1)  # two bytes each: counted in characters, not bytes
+    over = write(tmp_path, json.dumps({"text": wide, "label": "a"}, ensure_ascii=False).encode())
+    assert "line 1 is 100,001 characters, over the limit" in error_of(lambda: read_jsonl(over, LABELS, FIELD))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"[1, 2]", 'line 2 is a JSON array, not an object — write {"text": "...", "label": "..."}'),
+        (b"42", "line 2 is a JSON number, not an object"),
+        (b'"just text"', "line 2 is a JSON string, not an object"),
+        (b"null", "line 2 is a JSON null, not an object"),
+        (b'{"text": 5, "label": "a"}', 'line 2 has "text" as a JSON number, not a string'),
+        (b'{"text": "x", "label": true}', 'line 2 has "label" as a JSON boolean, not a string'),
+        (b'{"text": "x", "label": ["a"]}', 'line 2 has "label" as a JSON array, not a string'),
+        (b'{"text": "x"}', 'line 2 has no "label" string'),
+        (b'{"label": "a"}', 'line 2 has no "text" string'),
+        (b'{"text": "  ", "label": "a"}', 'line 2 has an empty "text"'),
+        (b'{"text": "x", "label": "c"}', "line 2 has label 'c', not in task.labels — use one of ['a', 'b']"),
+        (b'{"text": "x", "label": "a"', "line 2 is not JSON (Expecting ',' delimiter at column 27)"),
+        (b'{"text": "\\ud83d", "label": "a"}', 'line 2 has a lone surrogate escape in "text"'),
+        (b"[" * 100_000, "line 2 is not usable JSON (nested too deeply)"),
+        (b'{"text": "x", "label": "a", "n": ' + b"9" * 5000 + b"}", "line 2 is not usable JSON (Exceeds the limit"),
+    ],
+)
+def test_wrong_shapes_name_file_line_and_expected_shape(tmp_path: Path, line: bytes, expected: str) -> None:
+    path = write(tmp_path, row("fine") + b"\n" + line + b"\n" + row("after") + b"\n")
+    message = error_of(lambda: read_jsonl(path, LABELS, FIELD))
+    assert message.startswith(f"{FIELD}: {path} line 2 ") and expected in message
+
+
+def test_unlabeled_wrong_shapes(tmp_path: Path) -> None:
+    path = write(tmp_path, b'{"text": "ok"}\n{"text": 3}\n')
+    assert 'line 2 has "text" as a JSON number, not a string — write {"text": "..."}' in error_of(
+        lambda: read_unlabeled(path)
+    )
+    path = write(tmp_path, b'{"text": "ok"}\n["text"]\n')
+    assert "task.unlabeled: " in error_of(lambda: read_unlabeled(path)) and "line 2 is a JSON array" in error_of(
+        lambda: read_unlabeled(path)
+    )
+
+
+def test_a_json_string_may_hold_line_separators(tmp_path: Path) -> None:
+    text = "one\u2028two\x85three\x0cfour"
+    path = write(tmp_path, json.dumps({"text": text, "label": "b"}, ensure_ascii=False).encode() + b"\n")
+    assert read_jsonl(path, LABELS, FIELD) == [{"text": text, "label": "b"}]
+
+
+def test_missing_directory_and_unreadable_files_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "nope.jsonl"
+    assert error_of(lambda: read_jsonl(missing, LABELS, "task.test")) == (
+        f"task.test: file {missing} not found — check the path (relative to the spec)"
+    )
+    assert error_of(lambda: read_unlabeled(tmp_path)) == (
+        f"task.unlabeled: {tmp_path} is a directory — give the path of a file in it"
+    )
+    assert "is a directory" in error_of(lambda: read_user_text(tmp_path, "spec"))
+    locked = write(tmp_path, row("x"))
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", refuse)
+    assert error_of(lambda: read_jsonl(locked, LABELS, FIELD)) == (
+        f"{FIELD}: cannot read {locked} (permission denied) — make it readable"
+    )
+
+
+def test_read_user_text_accepts_a_bom_and_names_the_bad_line(tmp_path: Path) -> None:
+    spec = write(tmp_path, BOM + b"name: x\r\ntask:\n  description: caf\xc3\xa9\n", "spec.yaml")
+    assert read_user_text(spec, "spec") == "name: x\r\ntask:\n  description: café\n"
+    bad = write(tmp_path, b"name: x\ntask:\n  description: caf\xe9\n", "bad.yaml")
+    assert error_of(lambda: read_user_text(bad, "spec")) == (
+        f"spec: {bad} line 3 is not valid UTF-8 (byte 0xe9 at byte column 19) — save the file as UTF-8"
+    )
+    bom_bad = write(tmp_path, BOM + b"a\xff", "bom.yaml")
+    assert "line 1 is not valid UTF-8 (byte 0xff at byte column 5)" in error_of(lambda: read_user_text(bom_bad, "s"))
+
+
+# -- check_data_files: every file a spec names, read before a run directory exists ----------------------------
+
+
+def classification_spec(tmp_path: Path, files: dict[str, bytes], **task: Any) -> Path:
+    for name, content in files.items():
+        write(tmp_path, content, name)
+    data = {
+        "name": "tiny",
+        "task": {"description": "bank messages", "labels": [{"name": "a"}, {"name": "b"}], **task},
+        "teacher": {"provider": "simulator", "pool": "pool.jsonl"},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+GOOD_FILES = {
+    "pool.jsonl": row("pool a") + b"\n" + row("pool b", "b") + b"\n",
+    "seed.jsonl": BOM + row("seed a") + b"\n",
+    "val.jsonl": row("val a") + b"\n" + row("val a2") + b"\n" + row("val b", "b") + b"\n" + row("val b2", "b"),
+    "test.jsonl": b"",
+    "unlabeled.jsonl": b'{"text": "some text"}\n',
+}
+GOOD_TASK = {
+    "seed_examples": "seed.jsonl",
+    "validation": "val.jsonl",
+    "test": "test.jsonl",
+    "unlabeled": "unlabeled.jsonl",
+}
+
+
+def test_check_data_files_reads_every_file_and_writes_nothing(tmp_path: Path) -> None:
+    spec = load_any_spec(classification_spec(tmp_path, GOOD_FILES, **GOOD_TASK))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    warnings = check_data_files(spec)
+    assert [w.split(":")[0] for w in warnings] == ["task.test"] and "has no examples" in warnings[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("seed.jsonl", row("x", "zzz"), "task.seed_examples: {dir}/seed.jsonl line 1 has label 'zzz'"),
+        ("val.jsonl", b"\n\n", "task.validation: {dir}/val.jsonl has no examples"),
+        ("test.jsonl", b"[]", "task.test: {dir}/test.jsonl line 1 is a JSON array"),
+        ("unlabeled.jsonl", b'{"text": "\xc3"}', "task.unlabeled: {dir}/unlabeled.jsonl line 1 is not valid UTF-8"),
+        ("pool.jsonl", b"\n", "teacher.pool: {dir}/pool.jsonl has no items"),
+        ("pool.jsonl", b'{"text": "t", "label": 1}', 'teacher.pool: {dir}/pool.jsonl line 1 has "label" as a JSON'),
+    ],
+)
+def test_check_data_files_names_the_spec_field(tmp_path: Path, name: str, content: bytes, expected: str) -> None:
+    spec = load_any_spec(classification_spec(tmp_path, {**GOOD_FILES, name: content}, **GOOD_TASK))
+    assert error_of(lambda: check_data_files(spec)).startswith(expected.format(dir=tmp_path))
+
+
+def dialogue_spec(tmp_path: Path, policy: bytes, scenarios: bytes) -> Path:
+    write(tmp_path, policy, "policy.yaml")
+    write(tmp_path, scenarios, "messages.jsonl")
+    write(tmp_path, row("pool text"), "pool.jsonl")
+    data = {
+        "name": "talk",
+        "task": {
+            "kind": "dialogue",
+            "description": "support replies",
+            "policy": "policy.yaml",
+            "scenarios": {"source": "file", "file": "messages.jsonl"},
+        },
+        "teacher": {"provider": "simulator", "pool": "pool.jsonl", "policy": "policy.yaml"},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_check_data_files_for_a_dialogue_spec(tmp_path: Path) -> None:
+    policy = (ROOT / "examples" / "support" / "policy.yaml").read_bytes()
+    messages = (ROOT / "examples" / "support" / "customer_messages.jsonl").read_bytes()
+    assert check_data_files(load_any_spec(dialogue_spec(tmp_path, policy, messages))) == []
+    unknown = load_any_spec(dialogue_spec(tmp_path, policy, row("hi", "no_such_intent")))
+    assert "no line's label is an intent the policy" in check_data_files(unknown)[0]
+    broken_yaml = load_any_spec(dialogue_spec(tmp_path, b"flows: [\n", messages))
+    assert error_of(lambda: check_data_files(broken_yaml)).startswith(f"task.policy: {tmp_path}/policy.yaml is not")
+    not_utf8 = load_any_spec(dialogue_spec(tmp_path, policy.replace(b"a", b"\xe1", 1), messages))
+    assert "task.policy: " in error_of(lambda: check_data_files(not_utf8))
+    bad_line = load_any_spec(dialogue_spec(tmp_path, policy, messages + b"\n{oops\n"))
+    message = error_of(lambda: check_data_files(bad_line))
+    oops = (messages + b"\n").count(b"\n") + 1
+    assert message.startswith(f"task.scenarios.file: {tmp_path}/messages.jsonl line {oops} is not JSON")
+
+
+def test_the_shipped_examples_pass_the_check() -> None:
+    for spec in sorted((ROOT / "examples").glob("*/spec*.yaml")):
+        check_data_files(load_any_spec(spec))
+
+
+# -- property: random and hostile bytes --------------------------------------------------------------------
+
+
+def judge_labeled(value: Any) -> dict[str, str] | None:
+    """The row a valid labeled line holds, or None."""
+    ok = isinstance(value, dict) and isinstance(value.get("text"), str) and isinstance(value.get("label"), str)
+    if not ok or not value["text"].strip() or value["label"] not in LABELS or not encodable(value["text"]):
+        return None
+    return {"text": value["text"], "label": value["label"]}
+
+
+def judge_unlabeled(value: Any) -> dict[str, str] | None:
+    if isinstance(value, dict) and isinstance(value.get("text"), str) and encodable(value["text"]):
+        return {"text": value["text"]}
+    return None
+
+
+def encodable(text: str) -> bool:
+    return not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def expected_outcome(data: bytes, judge: Callable[[Any], dict[str, str] | None]) -> tuple[list[Any], int | None]:
+    """An independent reading of the whole file: (valid rows, first bad line number or None)."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    rows: list[Any] = []
+    for number, raw in enumerate(lines, start=1):
+        raw = raw[len(BOM) :] if number == 1 and raw.startswith(BOM) else raw
+        try:
+            text = raw.decode("utf-8").removesuffix("\r")
+        except UnicodeDecodeError:
+            return rows, number
+        if len(text) > MAX_LINE_CHARS:
+            return rows, number
+        if not text.strip():
+            continue
+        try:
+            parsed = judge(json.loads(text))
+        except (ValueError, RecursionError):
+            return rows, number
+        if parsed is None:
+            return rows, number
+        rows.append(parsed)
+    return rows, None
+
+
+texts = st.text(st.characters(codec="utf-8"), min_size=1, max_size=30).filter(str.strip)
+valid_lines = st.builds(
+    lambda text, label, ascii_only, extra: json.dumps(
+        {"text": text, "label": label, **extra}, ensure_ascii=ascii_only
+    ).encode(),
+    texts,
+    st.sampled_from(sorted(LABELS)),
+    st.booleans(),
+    st.dictionaries(st.sampled_from(["id", "note"]), st.integers() | st.text(max_size=5), max_size=2),
+)
+hostile_lines = st.sampled_from(
+    [
+        b"",
+        b"   \t",
+        b"\r",
+        b"[1, 2]",
+        b"42",
+        b'"text"',
+        b"null",
+        b'{"text": 5, "label": "a"}',
+        b'{"text": "x", "label": 3}',
+        b'{"text": "x", "label": "zzz"}',
+        b'{"text": "x"}',
+        b'{"text": "", "label": "a"}',
+        b"{",
+        b'{"text": "\xff", "label": "a"}',
+        b'{"text": "caf\xc3", "label": "a"}',
+        b'{"text": "\\udc00", "label": "a"}',
+        b'{"text": "x", "label": "a"} trailing',
+        BOM + b'{"text": "x", "label": "a"}',
+        b"\xff\xfe{",
+        b"[" * 5000,
+        row("w" * (MAX_LINE_CHARS - len(row("")))),
+        row("w" * (MAX_LINE_CHARS - len(row("")) + 1)),
+        json.dumps({"text": "\U0001d11e" * (MAX_LINE_CHARS + 2), "label": "a"}, ensure_ascii=False).encode(),
+    ]
+)
+random_lines = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b""))
+files = st.tuples(
+    st.booleans(), st.lists(st.one_of(valid_lines, valid_lines, hostile_lines, hostile_lines, random_lines), max_size=8)
+).map(lambda t: (BOM if t[0] else b"") + b"\n".join(t[1]) + (b"\n" if t[1] and len(t[1]) % 2 else b""))
+
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Cases a random draw reaches rarely, always run: a BOM past line 1, a line at the limit only with its \r.
+MID_BOM = row("x") + b"\n" + BOM + row("y") + b"\n"
+CR_AT_LIMIT = BOM + row("w" * (MAX_LINE_CHARS - len(row("")))) + b"\r\n" + row("v") + b"\r\n"
+
+
+def check_loader(tmp_path: Path, data: bytes, load: Callable[[Path], list[Any]]) -> None:
+    path = write(tmp_path, data, "prop.jsonl")
+    want, bad_line = expected_outcome(data, judge_labeled if load is labeled else judge_unlabeled)
+    try:
+        got = load(path)
+    except InputError as exc:
+        message = str(exc)
+        named = re.search(r" line (\d+) ", message)
+        assert str(path) in message and "\n" not in message
+        assert bad_line is not None and named is not None and int(named.group(1)) == bad_line, message
+        return
+    assert bad_line is None, f"line {bad_line} should have failed"
+    if load is labeled:
+        assert got == want
+    else:
+        distinct: dict[str, str] = {}
+        for item in want:
+            if item["text"].strip():
+                distinct.setdefault(content_hash(item["text"]), item["text"])
+        assert got == list(distinct.values())
+
+
+def labeled(path: Path) -> list[Any]:
+    return read_jsonl(path, LABELS, FIELD, [])
+
+
+def unlabeled(path: Path) -> list[Any]:
+    return read_texts(path, "task.unlabeled", [])
+
+
+@PROPERTY
+@given(data=files)
+@example(data=MID_BOM)
+@example(data=CR_AT_LIMIT)
+def test_property_labeled_rows_parse_exactly_or_fail_at_the_first_bad_line(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    check_loader(tmp_path_factory.mktemp("p"), data, labeled)
+
+
+@PROPERTY
+@given(data=files)
+@example(data=MID_BOM)
+@example(data=CR_AT_LIMIT)
+def test_property_unlabeled_texts_parse_exactly_or_fail_at_the_first_bad_line(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    check_loader(tmp_path_factory.mktemp("p"), data, unlabeled)
+
+
+def test_the_property_oracle_agrees_with_hand_built_cases() -> None:
+    good = row("a text") + b"\n"
+    assert expected_outcome(BOM + good + b"\n" + good, judge_labeled) == ([{"text": "a text", "label": "a"}] * 2, None)
+    assert expected_outcome(good + b"[1]\n" + good, judge_labeled)[1] == 2
+    assert expected_outcome(good + b'{"text": "\\ud800"}\n', judge_unlabeled)[1] == 2
