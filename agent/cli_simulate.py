@@ -1,23 +1,36 @@
 """``distill simulate``: serve the teacher simulator in the foreground (registered in ``agent.cli``).
 
-Knob help texts come from ``SimulatorConfig`` itself; a test checks that the defaults here match its defaults.
+The simulator is a plugin (entry point ``distill.teacher_servers``: ``simulator``), never imported by
+name. Its knobs are defined once, in its knob model: this command has one option per knob, built
+from the model's fields (name, type, default, description), next to the options of its own (pool,
+port, host, model, policy, API key variable). The plugin is looked up once, when this module is
+imported (an entry-point scan of a few tens of milliseconds); its server loads only when it serves.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.markup import escape
 
-from simulator.config import SimulatorConfig, knob_help
+from agent.teacher_endpoint import TeacherServer, TeacherServerMissing, teacher_server
+
+PLUGIN = "simulator"
 
 
-def _knob(name: str) -> Any:
-    """A typer option for config field ``name``, with the field's help text."""
-    return typer.Option(help=knob_help(name))
+def _find_plugin() -> TeacherServer | TeacherServerMissing:
+    try:
+        return teacher_server(PLUGIN)
+    except TeacherServerMissing as exc:
+        return exc  # reported when the command runs, so that the rest of the CLI still works
+
+
+_PLUGIN = _find_plugin()
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -36,93 +49,121 @@ def _api_key(env_name: str | None) -> str | None:
     return key
 
 
-def simulate(
-    pool: Annotated[
-        Path,
-        typer.Option(
-            "--pool",
-            show_default=False,
-            help='JSONL file of human-written {"text", "label"} lines backing the simulator.',
-        ),
-    ],
-    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free port (the URL line shows it).")] = 0,
-    host: Annotated[str, typer.Option(help="Interface to bind; keep loopback unless you must.")] = "127.0.0.1",
-    model: Annotated[str, _knob("model")] = "sim-teacher",
-    latency_ms: Annotated[float, _knob("latency_ms")] = 0.0,
-    jitter_ms: Annotated[float, _knob("jitter_ms")] = 0.0,
-    rate_429: Annotated[float, _knob("rate_429")] = 0.0,
-    retry_after_s: Annotated[float, _knob("retry_after_s")] = 1.0,
-    rate_5xx: Annotated[float, _knob("rate_5xx")] = 0.0,
-    rate_hang: Annotated[float, _knob("rate_hang")] = 0.0,
-    hang_s: Annotated[float, _knob("hang_s")] = 30.0,
-    rate_malformed: Annotated[float, _knob("rate_malformed")] = 0.0,
-    rate_truncated: Annotated[float, _knob("rate_truncated")] = 0.0,
-    label_noise: Annotated[float, _knob("label_noise")] = 0.0,
-    dup_rate: Annotated[float, _knob("dup_rate")] = 0.0,
-    copy_rate: Annotated[float, _knob("copy_rate")] = 0.0,
-    refusal_rate: Annotated[float, _knob("refusal_rate")] = 0.0,
-    diversity_width: Annotated[int, _knob("diversity_width")] = 8,
-    batch_delay_s: Annotated[float, _knob("batch_delay_s")] = 0.0,
-    batch_failure_rate: Annotated[float, _knob("batch_failure_rate")] = 0.0,
-    seed: Annotated[int, _knob("seed")] = 0,
-    profile: Annotated[str | None, typer.Option(show_default=False, help=knob_help("profile"))] = None,
-    policy_path: Annotated[
-        Path | None, typer.Option("--policy", show_default=False, help=knob_help("policy_path"))
-    ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(
-            show_default=False,
-            help="NAME of an environment variable holding an API key that clients must send as a Bearer token "
-            "(the key itself never goes on the command line).",
-        ),
-    ] = None,
-) -> None:
+def _knob_problems(error: ValidationError) -> str:
+    """``--rate-429: Input should be less than or equal to 1, got 2.0`` (a check across knobs names them itself)."""
+    lines = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if not problem["loc"]:
+            lines.append(message)
+            continue
+        option = "--" + str(problem["loc"][0]).replace("_", "-")
+        got = "" if problem["type"] == "value_error" else f", got {problem['input']!r}"
+        lines.append(f"{option}: {message}{got}")
+    return "; ".join(lines)
+
+
+def simulate(**options: Any) -> None:
     """Serve the teacher simulator: an OpenAI-compatible server backed by a labeled pool, with fault knobs.
 
     Prints one line, `distill simulator listening on http://HOST:PORT/v1`, once it accepts connections;
     stops cleanly (exit code 0) on Ctrl-C or SIGTERM.
     """
+    if isinstance(_PLUGIN, TeacherServerMissing):
+        _fail(str(_PLUGIN), code=_PLUGIN.exit_code)
+    pool: Path = options.pop("pool")
+    policy: Path | None = options.pop("policy_path")
     if not pool.is_file():
         _fail(f"--pool: no such file: {pool}")
-    if policy_path is not None and not policy_path.is_file():
-        _fail(f"--policy: no such file: {policy_path}")
+    if policy is not None and not policy.is_file():
+        _fail(f"--policy: no such file: {policy}")
+    host, port, model = options.pop("host"), options.pop("port"), options.pop("model")
+    api_key = _api_key(options.pop("api_key_env"))
     try:
-        config = SimulatorConfig(
-            model=model,
-            seed=seed,
-            latency_ms=latency_ms,
-            jitter_ms=jitter_ms,
-            rate_429=rate_429,
-            retry_after_s=retry_after_s,
-            rate_5xx=rate_5xx,
-            rate_hang=rate_hang,
-            hang_s=hang_s,
-            rate_malformed=rate_malformed,
-            rate_truncated=rate_truncated,
-            label_noise=label_noise,
-            dup_rate=dup_rate,
-            copy_rate=copy_rate,
-            refusal_rate=refusal_rate,
-            diversity_width=diversity_width,
-            batch_delay_s=batch_delay_s,
-            batch_failure_rate=batch_failure_rate,
-            api_key=_api_key(api_key_env),
-            policy_path=None if policy_path is None else str(policy_path),
-            profile=profile,
-        )
-    except ValueError as exc:
+        knobs = _PLUGIN.knobs.model_validate(options)
+    except ValidationError as exc:
+        _fail(_knob_problems(exc))
+    try:
+        _PLUGIN.serve_forever(knobs, model=model, pool=pool, policy=policy, api_key=api_key, host=host, port=port)
+    except ValueError as exc:  # a bad model id, policy or pool line: the message names it
         _fail(str(exc))
-    _serve(config, pool, host, port)
-
-
-def _serve(config: SimulatorConfig, pool: Path, host: str, port: int) -> None:
-    # Imported here: uvicorn, starlette and scikit-learn are only needed once we really serve.
-    from simulator.server import serve_forever
-
-    try:
-        serve_forever(config, pool, host=host, port=port)
-    except ValueError as exc:  # a bad pool line: the message names the file and line
-        _fail(f"--pool: {exc}")
     except OSError as exc:  # e.g. the port is taken
         _fail(f"cannot listen on {host}:{port}: {exc}", code=1)
+
+
+def _knob_parameters(knobs: type[BaseModel]) -> list[inspect.Parameter]:
+    """One ``--name`` option per knob: the field's type, default and description."""
+    return [
+        _keyword(
+            name,
+            Annotated[field.annotation, typer.Option(help=field.description, show_default=field.default is not None)],
+            field.default,
+        )
+        for name, field in knobs.model_fields.items()
+    ]
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _parameters(plugin: TeacherServer | TeacherServerMissing) -> list[inspect.Parameter]:
+    """The command's options: its own, with the knobs of the plugin (when installed) in the middle."""
+    knobs = [] if isinstance(plugin, TeacherServerMissing) else _knob_parameters(plugin.knobs)
+    return [
+        _keyword(
+            "pool",
+            Annotated[
+                Path,
+                typer.Option(
+                    "--pool",
+                    show_default=False,
+                    help='JSONL file of human-written {"text", "label"} lines backing the simulator.',
+                ),
+            ],
+            inspect.Parameter.empty,
+        ),
+        _keyword(
+            "port",
+            Annotated[int, typer.Option(help="Port to listen on; 0 picks a free port (the URL line shows it).")],
+            0,
+        ),
+        _keyword(
+            "host", Annotated[str, typer.Option(help="Interface to bind; keep loopback unless you must.")], "127.0.0.1"
+        ),
+        _keyword(
+            "model",
+            Annotated[str, typer.Option(help="Model id listed by /v1/models and reported in completions.")],
+            "sim-teacher",
+        ),
+        *knobs,
+        _keyword(
+            "policy_path",
+            Annotated[
+                Path | None,
+                typer.Option(
+                    "--policy",
+                    show_default=False,
+                    help="Policy YAML (flows of intents with checkable criteria) for the strategy-teaching actions "
+                    "scenario, respond, judge and strategize; without it those actions answer 400.",
+                ),
+            ],
+            None,
+        ),
+        _keyword(
+            "api_key_env",
+            Annotated[
+                str | None,
+                typer.Option(
+                    show_default=False,
+                    help="NAME of an environment variable holding an API key that clients must send as a Bearer "
+                    "token (the key itself never goes on the command line).",
+                ),
+            ],
+            None,
+        ),
+    ]
+
+
+# typer reads a command's options from its signature: this one is built from the plugin's knob model.
+simulate.__signature__ = inspect.Signature(_parameters(_PLUGIN), return_annotation=None)  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Wiring from a spec to live objects: the teacher gateway (and simulator), its cache, ledger, journal."""
+"""Wiring from a spec to live objects: the teacher gateway (and a local teacher server), its cache, ledger, journal."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from pydantic import BaseModel
 
 from agent.spec import DialogueRunSpec, RunSpec, SimulatorTeacher, SpecError
 from agent.store import RunStore
-from agent.teacher_endpoint import KEYLESS_PLACEHOLDER, EndpointError, resolve_endpoint, simulator_profile
+from agent.teacher_endpoint import (
+    KEYLESS_PLACEHOLDER,
+    EndpointError,
+    resolve_endpoint,
+    simulator_profile,
+    teacher_server,
+)
 from generators.batch import BatchSettings, run_batch
 from generators.cache import ResponseCache
 from generators.ledger import BudgetExceeded, Ledger, Prices
@@ -58,7 +64,7 @@ def run_ledger(spec: RunSpec | DialogueRunSpec, store: RunStore) -> Ledger:
 
 @contextmanager
 def open_teacher(spec: RunSpec | DialogueRunSpec, store: RunStore, cache_path: Path) -> Iterator[Teacher]:
-    """A ``Teacher`` for this run; starts the simulator on loopback when the spec asks for it."""
+    """A ``Teacher`` for this run; starts the simulator (a teacher-server plugin) on loopback when the spec asks."""
     ledger = run_ledger(spec, store)
     cache = ResponseCache(cache_path)
     try:
@@ -67,7 +73,7 @@ def open_teacher(spec: RunSpec | DialogueRunSpec, store: RunStore, cache_path: P
             config = _teacher_config(spec, spec.teacher.base_url, key, simulator_profile(spec.teacher), simulator=True)
             yield Teacher(config, cache=cache, ledger=ledger, journal=store)
         elif isinstance(spec.teacher, SimulatorTeacher):
-            with _simulator(spec.teacher) as (base_url, key):
+            with _local_server(spec.teacher) as (base_url, key):
                 config = _teacher_config(spec, base_url, key, simulator_profile(spec.teacher), simulator=True)
                 yield Teacher(config, cache=cache, ledger=ledger, journal=store)
         else:
@@ -82,16 +88,14 @@ def open_teacher(spec: RunSpec | DialogueRunSpec, store: RunStore, cache_path: P
 
 
 @contextmanager
-def _simulator(teacher: SimulatorTeacher) -> Iterator[tuple[str, str]]:
-    # Imported here: the simulator (starlette, uvicorn) is only needed for simulator runs.
-    from simulator import SimulatorConfig, SimulatorServer
-
+def _local_server(teacher: SimulatorTeacher) -> Iterator[tuple[str, str]]:
+    """Start the teacher-server plugin the spec names (found by entry point, never imported by name)."""
+    server = teacher_server(teacher.provider)
     key = "sim-" + secrets.token_hex(16)  # a throwaway key, so auth is exercised as with a provider
-    policy = str(teacher.policy) if teacher.policy else None
-    config = SimulatorConfig(model=teacher.model, api_key=key, policy_path=policy, **teacher.knobs.model_dump())
+    knobs = server.knobs.model_validate(teacher.knobs)
     assert teacher.pool is not None  # the spec requires a pool or a base_url
-    with SimulatorServer(config, teacher.pool) as server:
-        yield server.base_url, key
+    with server.start(knobs, model=teacher.model, pool=teacher.pool, policy=teacher.policy, api_key=key) as url:
+        yield url, key
 
 
 async def _gather_limited(

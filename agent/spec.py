@@ -7,13 +7,16 @@ problem, each naming the field path and the fix.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.errors import InputError
+from agent.teacher_endpoint import EndpointError, TeacherServerMissing, resolve_endpoint, teacher_server
+from trainers.config import EncoderConfig
 
 
 class SpecError(InputError):
@@ -22,31 +25,6 @@ class SpecError(InputError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class SimulatorKnobs(_Strict):
-    """Fault and realism knobs of the teacher simulator (see ``simulator.SimulatorConfig``)."""
-
-    latency_ms: float = Field(0.0, ge=0)
-    jitter_ms: float = Field(0.0, ge=0)
-    rate_429: float = Field(0.0, ge=0, le=1)
-    retry_after_s: float = Field(1.0, ge=0)
-    rate_5xx: float = Field(0.0, ge=0, le=1)
-    rate_hang: float = Field(0.0, ge=0, le=1)
-    hang_s: float = Field(30.0, ge=0)
-    rate_malformed: float = Field(0.0, ge=0, le=1)
-    rate_truncated: float = Field(0.0, ge=0, le=1)
-    label_noise: float = Field(0.0, ge=0, le=1)
-    dup_rate: float = Field(0.0, ge=0, le=1)
-    copy_rate: float = Field(0.0, ge=0, le=1)
-    refusal_rate: float = Field(0.0, ge=0, le=1)
-    diversity_width: int = Field(8, ge=1)
-    seed: int = 0
-    batch_delay_s: float = Field(0.0, ge=0, description="Seconds from a Batch API job's creation to its completion.")
-    batch_failure_rate: float = Field(0.0, ge=0, le=1, description="Per line of a batch job: a 500 in the error file.")
-    profile: Literal["openai-reasoning", "openai-chat", "anthropic", "vllm", "ollama"] | None = Field(
-        None, description="Reject what this provider rejects, with its status and error body (conformance)."
-    )
 
 
 class ProfileOverrides(_Strict):
@@ -120,7 +98,11 @@ class SimulatorTeacher(_TeacherCommon):
     pool: Path | None = Field(
         None, description="JSONL file of human-written {text, label} items backing the simulator started for this run."
     )
-    knobs: SimulatorKnobs = Field(default_factory=SimulatorKnobs)
+    knobs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fault and realism knobs of the simulator started for this run (`distill simulate --help` "
+        "lists them); validated by the simulator plugin, then filled in with the defaults.",
+    )
     policy: Path | None = Field(None, description="Policy file (YAML) for strategy-teaching actions.")
     base_url: str | None = Field(
         None,
@@ -161,6 +143,10 @@ class LabelSpec(_Strict):
     description: str = ""
 
 
+# Past this many labels, per-label prompts and quotas stop making sense (DESIGN §4: cost grows with labels²).
+MAX_LABELS = 2000
+
+
 class ClassificationTask(_Strict):
     kind: Literal["classification"] = "classification"
     description: str = Field(..., min_length=1, description="What the texts are and what the labels mean.")
@@ -174,10 +160,21 @@ class ClassificationTask(_Strict):
         "each round the teacher labels the ones the student is least sure of.",
     )
 
+    @field_validator("labels")
+    @classmethod
+    def _not_too_many(cls, labels: list[LabelSpec]) -> list[LabelSpec]:
+        if len(labels) > MAX_LABELS:
+            raise ValueError(
+                f"{len(labels):,} labels, more than the {MAX_LABELS:,} supported — per-label teacher prompts and "
+                "generation quotas stop making sense at that size; group related labels into coarser classes "
+                "(one classifier per group)"
+            )
+        return labels
+
     @model_validator(mode="after")
     def _unique_labels(self) -> ClassificationTask:
-        names = [label.name for label in self.labels]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(label.name for label in self.labels)
+        duplicates = sorted(name for name, n in counts.items() if n > 1)
         if duplicates:
             raise ValueError(f"duplicate label names {duplicates}; give every label a unique name")
         return self
@@ -185,20 +182,6 @@ class ClassificationTask(_Strict):
     @property
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
-
-
-class StudentSpec(_Strict):
-    """The encoder student; defaults are the recipe measured by bench/student_recipe.py."""
-
-    base_model: str | None = Field(None, description="HF folder; default: the packaged all-MiniLM-L6-v2.")
-    max_length: int = Field(64, ge=8, le=512)
-    epochs: int = Field(4, ge=1, le=200)
-    min_steps: int = Field(150, ge=0, description="At least this many optimisation steps, however small the data.")
-    lr: float = Field(5e-5, gt=0, lt=1, description="Encoder body learning rate.")
-    head_lr: float = Field(3e-3, gt=0, lt=1, description="Linear head learning rate (≫ lr).")
-    batch_size: int = Field(16, ge=1, le=1024)
-    warm_start: bool = False
-    seed: int = 0
 
 
 class LoopSpec(_Strict):
@@ -244,7 +227,8 @@ class RunSpec(_Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     task: ClassificationTask
     teacher: TeacherSpec
-    student: StudentSpec = Field(default_factory=StudentSpec)
+    # The trainer's own settings model (trainers.config, torch-free): every setting can be set from a spec.
+    student: EncoderConfig = Field(default_factory=EncoderConfig)
     loop: LoopSpec = Field(default_factory=LoopSpec)
     filters: FilterSpec = Field(default_factory=FilterSpec)
     budget: Budget = Field(default_factory=Budget)
@@ -375,6 +359,27 @@ def _teacher_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
     return []
 
 
+def _knob_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
+    """Validate ``teacher.knobs`` with the teacher-server plugin's own model and fill in its defaults.
+
+    The knobs are defined once, in the simulator; the spec reaches them through the plugin seam
+    (``agent.teacher_endpoint.teacher_server``) rather than importing the simulator.
+    """
+    teacher = spec.teacher
+    if not isinstance(teacher, SimulatorTeacher) or (teacher.pool is None and not teacher.knobs):
+        return []  # a running simulator at base_url, no knobs: nothing to validate here
+    try:
+        knobs_model = teacher_server(teacher.provider).knobs
+    except TeacherServerMissing as exc:
+        return [f"teacher.provider: {exc}"]
+    try:
+        knobs = knobs_model.model_validate(teacher.knobs)
+    except ValidationError as exc:
+        return [_format_error({**e, "loc": ("teacher", "knobs", *e["loc"])}) for e in exc.errors()]
+    object.__setattr__(teacher, "knobs", knobs.model_dump(mode="json"))  # the resolved spec shows every knob
+    return []
+
+
 def _loop_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
     """Checks across sections of a classification spec, each naming the field to change."""
     if not isinstance(spec, RunSpec):
@@ -404,7 +409,7 @@ def _validate(model: type[SpecT], data: Any, base_dir: Path) -> SpecT:
         spec = model.model_validate(data)
     except ValidationError as exc:
         raise SpecError([_format_error(e) for e in exc.errors()]) from None
-    problems = _resolve_paths(spec, base_dir) + _teacher_problems(spec) + _loop_problems(spec)
+    problems = _resolve_paths(spec, base_dir) + _teacher_problems(spec) + _knob_problems(spec) + _loop_problems(spec)
     if problems:
         raise SpecError(problems)
     return spec
@@ -443,8 +448,6 @@ def load_spec(path: Path) -> RunSpec:
 
 def check_credentials(spec: RunSpec | DialogueRunSpec) -> None:
     """Fail early, naming the variable or field, when a remote teacher cannot be reached as configured."""
-    from agent.teacher_endpoint import EndpointError, resolve_endpoint
-
     if isinstance(spec.teacher, RemoteTeacher):
         try:
             resolve_endpoint(spec.teacher)

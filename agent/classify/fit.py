@@ -37,25 +37,14 @@ def filter_round(ctx: RunContext, round: int) -> dict[str, int]:
 
 def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
     """Fine-tune the student on all kept training data; the model lands in models/round-NN/."""
-    from trainers.encoder import EncoderClassifier, EncoderConfig
+    from trainers.encoder import EncoderClassifier
 
     out = ctx.model_dir(round)
     if ctx.store.round_status(round) != "filtered" and (out / "labels.json").is_file():
         return json.loads((out / "train_stats.json").read_text())
-    s = ctx.spec.student
-    config = EncoderConfig(
-        base_model=s.base_model,
-        max_length=s.max_length,
-        epochs=s.epochs,
-        min_steps=s.min_steps,
-        lr=s.lr,
-        head_lr=s.head_lr,
-        batch_size=s.batch_size,
-        seed=s.seed,
-        warm_start=s.warm_start,
-    )
+    config = ctx.spec.student  # the spec's student section is the trainer's own EncoderConfig
     previous = ctx.model_dir(round - 1)
-    if s.warm_start and round > 0 and (previous / "labels.json").is_file():
+    if config.warm_start and round > 0 and (previous / "labels.json").is_file():
         student = EncoderClassifier.load(previous)
     else:
         student = EncoderClassifier.create(ctx.labels, config)

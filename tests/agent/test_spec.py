@@ -98,15 +98,151 @@ def test_openai_teacher_needs_its_key_variable(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_student_spec_defaults_are_the_measured_encoder_recipe() -> None:
-    """The spec and EncoderConfig each state the recipe's defaults (the spec must load without torch);
-    they must not drift apart, or the loop would train a different student than the benchmark measured."""
-    from dataclasses import fields
+# -- student: the trainer's own config --------------------------------------------------------------------
 
-    from agent.spec import StudentSpec
-    from trainers.encoder import EncoderConfig
+# A value other than the default for every setting of the encoder student.
+EVERY_STUDENT_SETTING = {
+    "base_model": "/models/encoder",
+    "max_length": 128,
+    "epochs": 3,
+    "min_steps": 10,
+    "max_steps": 500,
+    "lr": 1e-4,
+    "head_lr": 1e-2,
+    "batch_size": 32,
+    "seed": 7,
+    "warm_start": True,
+    "head_init": "random",
+    "head_init_c": 1.0,
+    "label_smoothing": 0.0,
+    "weight_decay": 0.0,
+    "warmup_ratio": 0.2,
+    "freeze_embeddings": False,
+}
 
-    recipe = {f.name: f.default for f in fields(EncoderConfig)}
-    for name, field in StudentSpec.model_fields.items():
-        if name in recipe:
-            assert field.default == recipe[name], f"student.{name}: spec {field.default} ≠ recipe {recipe[name]}"
+
+def test_every_trainer_setting_can_be_set_from_a_spec(tmp_path: Path) -> None:
+    from trainers.config import EncoderConfig
+
+    assert set(EVERY_STUDENT_SETTING) == set(EncoderConfig.model_fields)  # the table above covers them all
+    spec = load_spec(write(tmp_path, {**GOOD, "student": EVERY_STUDENT_SETTING}))
+    assert spec.student == EncoderConfig(**EVERY_STUDENT_SETTING)  # type: ignore[arg-type]
+    assert spec.student.model_dump() == EVERY_STUDENT_SETTING
+    assert load_spec(write(tmp_path, GOOD)).student == EncoderConfig()  # unset: the measured recipe
+
+
+@pytest.mark.parametrize(
+    ("student", "problem"),
+    [
+        (
+            {"learning_rate": 0.1},
+            "student.learning_rate: Extra inputs are not permitted — remove it, or check its "
+            "spelling against the documented keys",
+        ),
+        ({"max_steps": 0}, "student.max_steps: Input should be greater than or equal to 1 — fix the value"),
+        (
+            {"head_init": "zeros"},
+            "student.head_init: Input should be 'logistic' or 'random' — use one of the values listed",
+        ),
+        ({"label_smoothing": 1.0}, "student.label_smoothing: Input should be less than 1 — fix the value"),
+    ],
+)
+def test_student_problems_name_the_field(tmp_path: Path, student: dict[str, object], problem: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, {**GOOD, "student": student}))
+    assert info.value.problems == [problem]
+
+
+def test_a_spec_loads_without_torch_or_the_simulator_server(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from agent.spec import load_spec; "
+        f"spec = load_spec(Path({str(write(tmp_path, GOOD))!r})); "
+        "print(sorted(m for m in ('torch', 'transformers', 'simulator.server', 'uvicorn') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+# -- teacher.knobs: validated by the simulator plugin -----------------------------------------------------
+
+
+def test_knobs_are_validated_by_the_plugin_and_resolved_with_defaults(tmp_path: Path) -> None:
+    from simulator.config import SimulatorKnobs
+
+    spec = load_spec(write(tmp_path, {**GOOD, "teacher": {**GOOD["teacher"], "knobs": {"latency_ms": 50}}}))
+    knobs = spec.teacher.knobs  # type: ignore[union-attr]
+    assert knobs == {**SimulatorKnobs().model_dump(), "latency_ms": 50.0}
+
+
+@pytest.mark.parametrize(
+    ("knobs", "problem"),
+    [
+        ({"latency_ms": -1}, "teacher.knobs.latency_ms: Input should be greater than or equal to 0 — fix the value"),
+        (
+            {"latencyms": 5},
+            "teacher.knobs.latencyms: Extra inputs are not permitted — remove it, or check its "
+            "spelling against the documented keys",
+        ),
+        (
+            {"profile": "gpt"},
+            "teacher.knobs.profile: must be one of openai-reasoning, openai-chat, anthropic, vllm, "
+            "ollama or unset, got 'gpt'",
+        ),
+        (
+            {"rate_429": 0.5, "rate_5xx": 0.6},
+            "teacher.knobs: rate_429 + rate_5xx + rate_hang + rate_malformed + "
+            "rate_truncated must sum to at most 1 (one fault per request), got 1.1",
+        ),
+    ],
+)
+def test_knob_problems_name_the_field(tmp_path: Path, knobs: dict[str, object], problem: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, {**GOOD, "teacher": {**GOOD["teacher"], "knobs": knobs}}))
+    assert info.value.problems == [problem]
+
+
+def test_cli_bad_knob_exits_2(tmp_path: Path) -> None:
+    spec = write(tmp_path, {**GOOD, "teacher": {**GOOD["teacher"], "knobs": {"rate_429": 2}}})
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "run", str(spec), "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DISTILL_QUIET": "1"},
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "error: teacher.knobs.rate_429: Input should be less than or equal to 1" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_simulator_spec_without_the_plugin_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    import agent.teacher_endpoint
+
+    monkeypatch.setattr(agent.teacher_endpoint, "entry_points", lambda **kw: importlib.metadata.EntryPoints(()))
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, GOOD))
+    assert info.value.problems == [
+        "teacher.provider: teacher server 'simulator' is not installed (no 'simulator' entry point in group "
+        "distill.teacher_servers) — run `pip install -e .` in the distill checkout, which registers the simulator"
+    ]
+    served = {"provider": "simulator", "base_url": "http://127.0.0.1:9/v1"}  # a running one needs no plugin
+    assert load_spec(write(tmp_path, {**GOOD, "teacher": served})).teacher.knobs == {}  # type: ignore[union-attr]
+
+
+# -- task.labels --------------------------------------------------------------------------------------------
+
+
+def test_more_than_2000_labels_is_a_spec_error_that_says_why(tmp_path: Path) -> None:
+    labels = [{"name": f"intent_{i}"} for i in range(2001)]
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, {**GOOD, "task": {"description": "d", "labels": labels}}))
+    assert info.value.problems == [
+        "task.labels: 2,001 labels, more than the 2,000 supported — per-label teacher prompts and generation "
+        "quotas stop making sense at that size; group related labels into coarser classes (one classifier per group)"
+    ]
+    spec = load_spec(write(tmp_path, {**GOOD, "task": {"description": "d", "labels": labels[:2000]}}))
+    assert len(spec.task.labels) == 2000

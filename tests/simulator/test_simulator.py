@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import openai
 import pytest
 import typer
 from openai.types.chat import ChatCompletionMessageParam
+from pydantic import ValidationError
 from sklearn.feature_extraction.text import TfidfVectorizer
 from typer.testing import CliRunner
 
@@ -31,6 +31,7 @@ from agent.cli_simulate import simulate
 from generators.brief import BRIEF_FIELD, brief_body
 from simulator import SimulatorConfig, SimulatorServer
 from simulator.actions import REFUSALS
+from simulator.config import SimulatorKnobs, describe
 from simulator.pool import PoolIndex, load_pool
 from simulator.registry import ACTIONS, ActionContext
 
@@ -392,18 +393,40 @@ def test_stats_count_requests_by_outcome_and_action_and_reset(simulator: Simulat
     assert after["requests"] == 0 and after["items_served"] == 0 and after["pool"]["used"] == 2
 
 
-def test_config_validation_names_the_field_and_range() -> None:
-    with pytest.raises(ValueError, match=r"rate_429 must be a number in \[0, 1\]"):
-        SimulatorConfig(rate_429=1.5)
-    with pytest.raises(ValueError, match="latency_ms"):
-        SimulatorConfig(latency_ms=-1)
-    with pytest.raises(ValueError, match="must sum to at most 1"):
-        SimulatorConfig(rate_429=0.6, rate_5xx=0.6)
-    with pytest.raises(ValueError, match="diversity_width"):
-        SimulatorConfig(diversity_width=0)
-    with pytest.raises(ValueError, match=r"profile must be one of openai-reasoning, .*ollama or unset, got 'gpt'"):
-        SimulatorConfig(profile="gpt")
+@pytest.mark.parametrize(
+    ("knobs", "problem"),
+    [
+        ({"rate_429": 1.5}, "rate_429: Input should be less than or equal to 1, got 1.5"),
+        ({"latency_ms": -1}, "latency_ms: Input should be greater than or equal to 0, got -1"),
+        ({"latency_ms": True}, "latency_ms: Input should be a valid number, got True"),
+        ({"hang_s": float("inf")}, "hang_s: Input should be a finite number, got inf"),
+        (
+            {"rate_429": 0.6, "rate_5xx": 0.6},
+            "rate_429 + rate_5xx + rate_hang + rate_malformed + rate_truncated "
+            "must sum to at most 1 (one fault per request), got 1.2",
+        ),
+        ({"diversity_width": 0}, "diversity_width: Input should be greater than or equal to 1, got 0"),
+        ({"seed": "3"}, "seed: Input should be a valid integer, got '3'"),
+        (
+            {"profile": "gpt"},
+            "profile: must be one of openai-reasoning, openai-chat, anthropic, vllm, ollama or unset, got 'gpt'",
+        ),
+        ({"latency": 5}, "latency: Extra inputs are not permitted, got 5"),
+        ({"model": " "}, "model: must be a non-empty string"),
+    ],
+)
+def test_config_validation_names_the_field_and_range(knobs: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SimulatorConfig(**knobs)
+    assert describe(caught.value) == [problem]
+
+
+def test_knobs_are_the_config_without_the_server_settings() -> None:
+    """One definition: the server config extends the knob model a spec and the CLI validate against."""
     assert SimulatorConfig(profile="vllm").profile == "vllm"
+    assert set(SimulatorConfig.model_fields) - set(SimulatorKnobs.model_fields) == {"model", "api_key", "policy_path"}
+    assert all(field.description for field in SimulatorConfig.model_fields.values())
+    assert "sk-secret" not in repr(SimulatorConfig(api_key="sk-secret"))
 
 
 def test_request_vectors_match_the_fitted_pool_matrix() -> None:
@@ -467,14 +490,26 @@ def _invoke(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
 
-def test_cli_rejects_a_bad_knob_with_exit_code_2() -> None:
-    result = _invoke("--pool", str(TINY_POOL), "--rate-429", "2")
-    assert result.exit_code == 2 and "rate_429" in result.output
-
-
-def test_cli_rejects_an_unknown_profile_with_exit_code_2() -> None:
-    result = _invoke("--pool", str(TINY_POOL), "--profile", "bedrock")
-    assert result.exit_code == 2 and "profile must be one of" in result.output and "'bedrock'" in result.output
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--rate-429", "2"], "--rate-429: Input should be less than or equal to 1, got 2.0"),
+        (["--diversity-width", "0"], "--diversity-width: Input should be greater than or equal to 1, got 0"),
+        (
+            ["--profile", "bedrock"],
+            "--profile: must be one of openai-reasoning, openai-chat, anthropic, vllm, ollama or unset, got 'bedrock'",
+        ),
+        (
+            ["--rate-5xx", "0.7", "--rate-hang", "0.7"],
+            "rate_429 + rate_5xx + rate_hang + rate_malformed + "
+            "rate_truncated must sum to at most 1 (one fault per request), got 1.4",
+        ),
+        (["--model", " "], "model: must be a non-empty string"),
+    ],
+)
+def test_cli_rejects_a_bad_knob_with_exit_code_2(args: list[str], problem: str) -> None:
+    result = _invoke("--pool", str(TINY_POOL), *args)
+    assert (result.exit_code, result.output) == (2, f"error: {problem}\n")
 
 
 def test_cli_rejects_a_missing_pool_with_exit_code_2(tmp_path: Path) -> None:
@@ -482,12 +517,35 @@ def test_cli_rejects_a_missing_pool_with_exit_code_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--pool" in result.output and "nope.jsonl" in result.output
 
 
-def test_cli_help_and_defaults_match_the_config() -> None:
+def test_cli_options_are_derived_from_the_knob_model() -> None:
+    """Every knob is an option with the knob's default and description as its help; nothing else is a knob."""
     result = _invoke("--help")
     assert result.exit_code == 0
     for option in ("--pool", "--rate-429", "--label-noise", "--diversity-width", "--api-key-env", "--profile"):
         assert option in result.output
+    app = typer.Typer(add_completion=False)
+    app.command()(simulate)
+    options = {param.name: param for param in typer.main.get_command(app).params}
+    assert set(options) == {*SimulatorKnobs.model_fields, "pool", "port", "host", "model", "policy_path", "api_key_env"}
     parameters = inspect.signature(simulate).parameters
-    for knob in fields(SimulatorConfig):
-        if knob.name != "api_key":
-            assert parameters[knob.name].default == knob.default, knob.name
+    for name, field in SimulatorKnobs.model_fields.items():
+        assert parameters[name].default == field.default == options[name].default, name
+        assert options[name].help == field.description, name
+    assert options["model"].default == SimulatorConfig.model_fields["model"].default
+
+
+def test_cli_without_the_plugin_says_how_to_install_it() -> None:
+    """No 'simulator' entry point (e.g. the package was never installed): one line with the fix, exit 1."""
+    hide = "import importlib.metadata as m; m.entry_points = lambda **kw: m.EntryPoints(()); "
+    proc = subprocess.run(
+        [sys.executable, "-c", hide + _CLI, "--pool", str(TINY_POOL)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert " ".join(proc.stderr.split()) == (  # rich may wrap the line
+        "error: teacher server 'simulator' is not installed (no 'simulator' entry point in group "
+        "distill.teacher_servers) — run `pip install -e .` in the distill checkout, which registers the simulator"
+    )
