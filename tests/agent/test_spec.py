@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -246,3 +247,24 @@ def test_more_than_2000_labels_is_a_spec_error_that_says_why(tmp_path: Path) -> 
     ]
     spec = load_spec(write(tmp_path, {**GOOD, "task": {"description": "d", "labels": labels[:2000]}}))
     assert len(spec.task.labels) == 2000
+
+
+def test_the_spec_student_section_reaches_the_trained_model(
+    tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train_round passes the spec's EncoderConfig through: settings the old hand copy dropped now apply."""
+    from tests.run_helpers import run_spec, write_spec
+
+    monkeypatch.setenv("DISTILL_QUIET", "1")
+    path = write_spec(tmp_path, tiny_model, {"provider": "simulator", "pool": "pool.jsonl"}, max_rounds=0)
+    data = yaml.safe_load(path.read_text())
+    data["student"].update(max_steps=5, freeze_embeddings=False, label_smoothing=0.0, head_init="random")
+    path.write_text(yaml.safe_dump(data))
+
+    run_dir, _ = run_spec(path, tmp_path / "run")
+
+    model = run_dir / "models" / "round-00"
+    saved = json.loads((model / "distill_student.json").read_text())["config"]
+    assert saved == load_spec(path).student.model_dump()
+    assert (saved["max_steps"], saved["freeze_embeddings"], saved["head_init"]) == (5, False, "random")
+    assert json.loads((model / "train_stats.json").read_text())["steps"] == 5

@@ -549,3 +549,14 @@ def test_cli_without_the_plugin_says_how_to_install_it() -> None:
         "error: teacher server 'simulator' is not installed (no 'simulator' entry point in group "
         "distill.teacher_servers) — run `pip install -e .` in the distill checkout, which registers the simulator"
     )
+
+
+def test_building_the_cli_loads_no_server_and_no_torch() -> None:
+    """`distill --help` builds every command's options; the simulate options must not load the server side."""
+    code = (
+        "import sys, typer; from typer.testing import CliRunner; from agent.cli_simulate import simulate; "
+        "app = typer.Typer(); app.command()(simulate); assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
+        "print(sorted(m for m in ('torch', 'uvicorn', 'starlette', 'sklearn', 'simulator.server') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "[]"), proc.stderr
