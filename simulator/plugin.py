@@ -13,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from simulator.config import SimulatorConfig, SimulatorKnobs, describe
+
+if TYPE_CHECKING:
+    from agent.teacher_endpoint import TeacherServer
 
 
 class SimulatorPlugin:
@@ -60,4 +64,4 @@ def _config(knobs: SimulatorKnobs, model: str, policy: Path | None, api_key: str
         raise ValueError("; ".join(describe(exc))) from None
 
 
-plugin = SimulatorPlugin()
+plugin: TeacherServer = SimulatorPlugin()  # mypy checks that it keeps the seam's contract
