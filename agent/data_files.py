@@ -233,7 +233,7 @@ def _readline(handle: IO[bytes], path: Path, field_name: str) -> bytes:
 
 def _io_error(exc: OSError, path: Path, field_name: str) -> DataFileError:
     if isinstance(exc, FileNotFoundError):
-        return DataFileError(f"{field_name}: file {path} not found — check the path (relative to the spec)")
+        return DataFileError(f"{field_name}: file {path} not found — check the path")
     if isinstance(exc, IsADirectoryError):
         return DataFileError(f"{field_name}: {path} is a directory — give the path of a file in it")
     if isinstance(exc, PermissionError):

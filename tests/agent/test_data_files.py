@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -157,7 +160,7 @@ def test_a_json_string_may_hold_line_separators(tmp_path: Path) -> None:
 def test_missing_directory_and_unreadable_files_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "nope.jsonl"
     assert error_of(lambda: read_jsonl(missing, LABELS, "task.test")) == (
-        f"task.test: file {missing} not found — check the path (relative to the spec)"
+        f"task.test: file {missing} not found — check the path"
     )
     assert error_of(lambda: read_unlabeled(tmp_path)) == (
         f"task.unlabeled: {tmp_path} is a directory — give the path of a file in it"
@@ -430,3 +433,20 @@ def test_the_property_oracle_agrees_with_hand_built_cases() -> None:
     assert expected_outcome(BOM + good + b"\n" + good, judge_labeled) == ([{"text": "a text", "label": "a"}] * 2, None)
     assert expected_outcome(good + b"[1]\n" + good, judge_labeled)[1] == 2
     assert expected_outcome(good + b'{"text": "\\ud800"}\n', judge_unlabeled)[1] == 2
+
+
+def test_cli_run_with_a_bad_data_file_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    files = {**GOOD_FILES, "seed.jsonl": row("fine") + b"\n" + b'{"text": "na\xefve", "label": "a"}\n'}
+    spec = classification_spec(tmp_path, files, **GOOD_TASK)
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "run", str(spec), "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DISTILL_QUIET": "1"},
+        timeout=120,
+    )
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert f"task.seed_examples: {tmp_path}/seed.jsonl line 2 is not valid UTF-8" in errors[0]
+    assert "save the file as UTF-8" in errors[0] and not run_dir.exists()
