@@ -103,6 +103,15 @@ class _Collector(ast.NodeVisitor):
         for alias in node.names:
             self._add(alias.name, node)
 
+    def visit_Call(self, node: ast.Call) -> None:
+        """``importlib.import_module("x")`` and ``__import__("x")`` with a literal name count as imports of x."""
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        first = node.args[0] if node.args else None
+        if name in ("import_module", "__import__") and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            self.imports.append(Import(self.module, _resolve(first.value), node.lineno, False))
+        self.generic_visit(node)
+
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         base = _base(self.module, node, self.is_package)
         for alias in node.names:
@@ -143,6 +152,7 @@ def test_the_collector_sees_every_kind_of_import(tmp_path: Path) -> None:
         "    from simulator import SimulatorConfig\n"
         "def later():\n"
         "    import torch.nn\n"
+        "    importlib.import_module('simulator.server')\n"
     )
     collector = _Collector("agent.example", is_package=False)
     collector.visit(ast.parse(source))
@@ -155,6 +165,7 @@ def test_the_collector_sees_every_kind_of_import(tmp_path: Path) -> None:
         ("agent.store", True),
         ("simulator", False),
         ("torch.nn", False),
+        ("simulator.server", False),
     }
 
 
