@@ -517,6 +517,13 @@ def test_cli_rejects_a_missing_pool_with_exit_code_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--pool" in result.output and "nope.jsonl" in result.output
 
 
+def test_cli_rejects_a_bad_pool_line_naming_file_and_line(tmp_path: Path) -> None:
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"text": "fine", "label": "a"}\nnot json\n')
+    result = _invoke("--pool", str(pool))
+    assert result.exit_code == 2 and f"{pool}:2: not valid JSON" in " ".join(result.output.split())
+
+
 def test_cli_options_are_derived_from_the_knob_model() -> None:
     """Every knob is an option with the knob's default and description as its help; nothing else is a knob."""
     result = _invoke("--help")
