@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
+from agent.cli_errors import fail, handles_errors, set_debug
 from agent.cli_simulate import simulate
 from agent.cli_strategies import chat, strategies_app
-from agent.spec import SpecError
 
 app = typer.Typer(
     add_completion=False,
@@ -31,31 +31,15 @@ app.command(
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `distill run`.", show_default=False)]
 
 
-def _fail(problems: list[str], code: int = 2) -> None:
-    from agent.console import console
-
-    for line in problems:
-        console.print(f"[red]error:[/] {line}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _finish(run_dir: Path, model_dir: Path, reasons: list[str]) -> None:
-    from agent.store import RunStore
-
-    store = RunStore(run_dir / "run.sqlite")
-    best = json.loads((model_dir / "distill_student.json").read_text())["card"]
-    test_f1 = best["metrics"]["test"]["macro_f1"]
-    store.close()
-    typer.echo(f"stopped: {'; '.join(reasons)}")
-    typer.echo(f"run directory: {run_dir}")
-    typer.echo(f"model directory: {model_dir}")
-    typer.echo(
-        f"best round: {best['best_round']}; test macro-F1: "
-        + (f"{test_f1:.3f}" if test_f1 is not None else "n/a (no task.test)")
-    )
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+) -> None:
+    set_debug(debug)
 
 
 @app.command()
+@handles_errors
 def run(
     spec: Annotated[Path, typer.Argument(help="Task spec (YAML). See examples/banking77/spec.yaml.")],
     run_dir: Annotated[
@@ -67,40 +51,29 @@ def run(
 
     A classifier run seeds, then loops generate → filter → train → evaluate → decide, and exports the best round.
 
-    Prints the run directory first; `distill resume RUN_DIR` continues it after a crash or a stop."""
-    from agent.run import start
-    from agent.spec import DialogueRunSpec, load_any_spec
+    The spec, its data files and the teacher's key are checked before anything is written. Ctrl-C stops at
+    the next safe point (twice: at once); `distill resume RUN_DIR` continues after a stop or a crash."""
+    from agent.lifecycle import start
 
-    try:
-        if isinstance(load_any_spec(spec), DialogueRunSpec):
-            _run_dialogue(spec, run_dir, fresh)
-            return
-        directory, result = start(spec, run_dir, fresh=fresh)
-    except SpecError as exc:
-        _fail(exc.problems)
-        return
-    except ValueError as exc:
-        _fail([str(exc)])
-        return
-    _finish(directory, result.model_dir, result.stop_reasons)
-
-
-def _run_dialogue(spec_path: Path, run_dir: Path | None, fresh: bool) -> None:
-    from agent.dialogue.run import create_dialogue_run, execute_dialogue, print_summary
-    from agent.run import prepare_run_dir
-    from agent.spec import DialogueRunSpec, check_credentials, load_any_spec
-
-    spec = load_any_spec(spec_path)
-    assert isinstance(spec, DialogueRunSpec)
-    check_credentials(spec)
-    directory = prepare_run_dir(spec.name, run_dir, fresh)
-    create_dialogue_run(spec, directory)
-    print_summary(execute_dialogue(directory))
-    typer.echo(f"run directory: {directory}")
-    typer.echo(f"audit: distill strategies list {directory}")
+    _echo_lines(start(spec, run_dir, fresh=fresh).summary)
 
 
 @app.command()
+@handles_errors
+def resume(run_dir: RunDirArg) -> None:
+    """Continue a run that stopped or crashed, from its last durable step (no repeated paid calls)."""
+    from agent.lifecycle import resume as resume_run
+
+    _echo_lines(resume_run(run_dir).summary)
+
+
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
+@handles_errors
 def plan(
     spec: Annotated[Path, typer.Argument(help="Task spec (YAML).", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -109,14 +82,7 @@ def plan(
     from agent.plan import plan_run, render_plan
     from agent.spec import load_any_spec
 
-    try:
-        data = plan_run(load_any_spec(spec))
-    except SpecError as exc:
-        _fail(exc.problems)
-        return
-    except ValueError as exc:  # a bad data file: the message names the file and line
-        _fail([str(exc)])
-        return
+    data = plan_run(load_any_spec(spec))
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
@@ -124,27 +90,7 @@ def plan(
 
 
 @app.command()
-def resume(run_dir: RunDirArg) -> None:
-    """Continue a run that stopped or crashed, from its last durable step (no repeated paid calls)."""
-    from agent.run import execute
-
-    spec_file = run_dir / "spec.json"
-    try:
-        if spec_file.is_file() and json.loads(spec_file.read_text()).get("task", {}).get("kind") == "dialogue":
-            from agent.dialogue.run import execute_dialogue, print_summary
-
-            print_summary(execute_dialogue(run_dir))
-            typer.echo(f"run directory: {run_dir}")
-            typer.echo(f"audit: distill strategies list {run_dir}")
-            return
-        result = execute(run_dir)
-    except SpecError as exc:
-        _fail(exc.problems)
-        return
-    _finish(run_dir, result.model_dir, result.stop_reasons)
-
-
-@app.command()
+@handles_errors
 def status(
     run_dir: RunDirArg,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -153,7 +99,7 @@ def status(
     from agent.status import render_status, run_status
 
     if not (run_dir / "run.sqlite").is_file():
-        _fail([f"RUN_DIR: {run_dir} holds no run.sqlite — pass a folder made by `distill run`"])
+        fail(f"RUN_DIR: {run_dir} holds no run.sqlite — pass a folder made by `distill run`")
     data = run_status(run_dir)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -162,6 +108,7 @@ def status(
 
 
 @app.command()
+@handles_errors
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A model folder (e.g. <run>/model).")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
@@ -174,9 +121,9 @@ def predict(
         source = sys.stdin.read() if str(file) == "-" else _read_text(file)
         items += [line for line in source.splitlines() if line.strip()]
     if not items:
-        _fail(["give TEXT arguments or --file FILE"])
+        fail("give TEXT arguments or --file FILE")
     if not (model_dir / "labels.json").is_file():
-        _fail([f"MODEL_DIR: {model_dir} is not a distill model (no labels.json) — use <run>/model"])
+        fail(f"MODEL_DIR: {model_dir} is not a distill model (no labels.json) — use <run>/model")
     from trainers.encoder import EncoderClassifier
 
     student = EncoderClassifier.load(model_dir)
@@ -188,9 +135,9 @@ def predict(
 
 
 def _read_text(path: Path) -> str:
-    if not path.is_file():
-        _fail([f"--file: {path} not found"])
-    return path.read_text(encoding="utf-8")
+    from agent.data_files import read_user_text
+
+    return read_user_text(path, "--file")
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

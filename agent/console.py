@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True, highlight=False)
@@ -17,12 +18,13 @@ def quiet() -> bool:
 
 
 def info(message: str) -> None:
+    """A line of progress; ``message`` is plain text (labels, file names and teacher text may hold [brackets])."""
     if not quiet():
-        console.print(message)
+        console.print(escape(message))
 
 
 def warn(message: str) -> None:
-    console.print(f"[bold yellow]warning:[/] {message}")
+    console.print(f"[bold yellow]warning:[/] {escape(message)}")
 
 
 @contextmanager
@@ -67,4 +69,5 @@ def round_summary(round: int, scores: dict[str, dict[str, float]], drops: dict[s
 
 def decision(round: int, label: str, reasons: list[str]) -> None:
     colour = "red" if label == "stop" else "green"
-    info(f"[bold {colour}]round {round}: {label}[/] — " + "; ".join(reasons))
+    if not quiet():
+        console.print(f"[bold {colour}]round {round}: {escape(label)}[/] — " + escape("; ".join(reasons)))

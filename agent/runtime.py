@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from agent.errors import RunFailure
+from agent.interrupts import RunInterrupted
 from agent.spec import DialogueRunSpec, RunSpec, SimulatorTeacher, SpecError
 from agent.store import RunStore
 from agent.teacher_endpoint import (
@@ -25,7 +27,7 @@ from generators.batch import BatchSettings, run_batch
 from generators.cache import ResponseCache
 from generators.ledger import BudgetExceeded, Ledger, Prices
 from generators.providers import ProviderProfile
-from generators.teacher import Completion, Teacher, TeacherConfig, TeacherError, TeacherRequest
+from generators.teacher import Completion, KeyRefused, NotSent, Teacher, TeacherConfig, TeacherError, TeacherRequest
 
 T = TypeVar("T")
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
@@ -113,6 +115,18 @@ async def _gather_limited(
     return await asyncio.gather(*(one(f) for f in factories))
 
 
+def _unless_the_run_must_end(results: list[T]) -> list[T]:
+    """Failures come back as values, except two that end the run (resumable): a refused key, which every
+    later call would meet too, and calls left unsent because the user pressed Ctrl-C. Either way the
+    step is not marked done, so ``resume`` sends exactly the missing calls (the rest come from the cache)."""
+    refused = next((r for r in results if isinstance(r, KeyRefused)), None)
+    if refused is not None:
+        raise RunFailure(f"teacher: {refused}; then `distill resume RUN_DIR` continues (nothing paid is lost)")
+    if any(isinstance(r, NotSent) for r in results):
+        raise RunInterrupted()
+    return results
+
+
 def run_requests(
     teacher: Teacher, requests: list[TeacherRequest], schema: type[ParsedT], on_done: Callable[[], None] | None = None
 ) -> list[Completion[ParsedT] | BaseException]:
@@ -125,7 +139,7 @@ def run_requests(
         finally:
             await teacher.aclose()
 
-    return asyncio.run(main())
+    return _unless_the_run_must_end(asyncio.run(main()))
 
 
 def run_batch_requests(
@@ -143,7 +157,7 @@ def run_batch_requests(
         finally:
             await teacher.aclose()
 
-    return asyncio.run(main())
+    return _unless_the_run_must_end(asyncio.run(main()))
 
 
 def batch_settings(spec: RunSpec | DialogueRunSpec) -> BatchSettings | None:

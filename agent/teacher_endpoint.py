@@ -97,6 +97,7 @@ class Endpoint:
     base_url: str
     api_key: str = field(repr=False)
     profile: ProviderProfile
+    key_env: str | None = None  # the variable the key came from (named in errors; the key itself never is)
 
 
 def _overridden(profile: ProviderProfile, teacher: RemoteTeacher | SimulatorTeacher) -> ProviderProfile:
@@ -115,7 +116,7 @@ def resolve_endpoint(teacher: RemoteTeacher) -> Endpoint:
     key_env = teacher.api_key_env or profile.default_api_key_env or "OPENAI_API_KEY"
     key = os.environ.get(key_env)
     if key:
-        return Endpoint(base_url, key, profile)
+        return Endpoint(base_url, key, profile, key_env)
     if teacher.api_key_env or profile.needs_key:
         raise EndpointError(
             f"teacher.api_key_env: environment variable {key_env} is not set — export "

@@ -129,13 +129,14 @@ def spec_for(
 
 
 def run_method(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    from agent.run import start
+    from agent.lifecycle import start
     from agent.store import RunStore
 
     path = folder / f"{spec['name']}.yaml"
     path.write_text(yaml.safe_dump(spec))
     started = time.perf_counter()
-    run_dir, result = start(path, folder / spec["name"])
+    outcome = start(path, folder / spec["name"])
+    run_dir, result = outcome.run_dir, outcome.result
     seconds = time.perf_counter() - started
     store = RunStore(run_dir / "run.sqlite")
     usage = store.call_summary()

@@ -53,13 +53,13 @@ def write_spec(folder: Path, learn: int, heldout: int, rounds: int) -> Path:
 
 def transfer(run_dir: Path, n_file: int) -> dict[str, Any]:
     """The approved library applied to another decoding setting and to differently sourced scenarios."""
+    from agent.dialogue.run import load_dialogue_spec, mean_ci, win_rate
+    from agent.dialogue.student import open_student
+    from agent.dialogue.teach import TeachContext, add_transfer_scenarios, evaluate_heldout, teacher_heldout
     from agent.run import memoised_embedder
     from agent.runtime import open_teacher
     from agent.store import RunStore
     from agent.strategies import DEPLOY_STATUSES
-    from agent.dialogue.student import open_student
-    from agent.dialogue.teach import TeachContext, add_transfer_scenarios, evaluate_heldout, teacher_heldout
-    from agent.dialogue.run import load_dialogue_spec, mean_ci, win_rate
     from generators.service_policy import Policy
 
     spec = load_dialogue_spec(run_dir)
@@ -98,18 +98,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     learn, heldout, rounds, n_file = (6, 8, 1, 8) if args.quick else (12, 24, 2, 24)
-    from agent.spec import load_any_spec
+    from agent.lifecycle import start
     from agent.store import RunStore
     from agent.strategies import StrategyLibrary
-    from agent.dialogue.run import create_dialogue_run, execute_dialogue
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        spec = load_any_spec(write_spec(folder, learn, heldout, rounds))
         run_dir = folder / "run"
-        create_dialogue_run(spec, run_dir)  # type: ignore[arg-type]
-        summary = execute_dialogue(run_dir)
+        summary = start(write_spec(folder, learn, heldout, rounds), run_dir).result
         result = {
             "n_scenarios": summary["n_scenarios"],
             "score_student": summary["score_student"]["mean"],

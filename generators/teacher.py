@@ -59,6 +59,14 @@ class InvalidOutput(TeacherError):
     """The teacher's reply did not match the schema, even after one re-ask."""
 
 
+class KeyRefused(TeacherError):
+    """The teacher answered 401/403: the key is wrong, revoked or lacks access. Every later call would fail too."""
+
+
+class NotSent(TeacherError):
+    """The call was never sent: the run is stopping (``Teacher.stop_dispatch``). Nothing to journal or pay."""
+
+
 @dataclass(frozen=True)
 class TeacherConfig:
     """How to reach the teacher. ``api_key`` is held in memory only; never journaled or cached."""
@@ -171,6 +179,7 @@ class Teacher:
         self._semaphore: asyncio.Semaphore | None = None
         self._settled: asyncio.Condition | None = None  # notified whenever a reservation is released
         self._rng = random.Random()
+        self._dispatch_stopped = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -195,6 +204,13 @@ class Teacher:
         if self._client is not None:
             await self._client.close()
         self._client, self._semaphore, self._settled = None, None, None
+
+    def stop_dispatch(self) -> None:
+        """Send no new call from now on (calls in flight finish; cached answers are still served).
+
+        Safe to call from a signal handler: it only sets a flag that ``_send_and_book`` reads.
+        """
+        self._dispatch_stopped = True
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -310,6 +326,8 @@ class Teacher:
         _client, semaphore = self._ensure_client()
         attempts_box = [0]
         async with semaphore:
+            if self._dispatch_stopped:
+                raise NotSent(f"{request.prompt_id}: not sent, the run is stopping")
             # Reserved only now, with the slot: calls waiting in the queue hold no budget.
             reservation = await self._reserve(request, messages)
             started = time.monotonic()
@@ -318,17 +336,25 @@ class Teacher:
             except BaseException as exc:
                 self.ledger.settle(reservation, 0, 0)
                 await self._announce_settled()
-                failed = _Attempt("", "", 0, 0, attempts_box[0])
-                self._journal(
-                    request,
-                    key,
-                    failed,
-                    0.0,
-                    time.monotonic() - started,
-                    cache_hit=False,
-                    status="error",
-                    error=self._scrub(f"{type(exc).__name__}: {exc}"),
-                )
+                stopped = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
+                # A call stopped before its first attempt went out was never sent: nothing to journal. One
+                # stopped while in flight may be billed by the provider, so it is journaled as cancelled.
+                if attempts_box[0] or not stopped:
+                    self._journal(
+                        request,
+                        key,
+                        _Attempt("", "", 0, 0, attempts_box[0]),
+                        0.0,
+                        time.monotonic() - started,
+                        cache_hit=False,
+                        status="cancelled" if stopped else "error",
+                        error=self._scrub(f"{type(exc).__name__}: {exc}"),
+                    )
+                if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+                    raise KeyRefused(
+                        f"the teacher refused the API key ({exc.status_code}) — check the key and its access to "
+                        f"model {self.config.model!r}"
+                    ) from None
                 if isinstance(exc, openai.OpenAIError):
                     raise TeacherError(
                         self._scrub(

@@ -55,3 +55,12 @@ def served_simulator(server: Any) -> dict[str, Any]:
         "price_input_per_mtok": 1.0,
         "price_output_per_mtok": 2.0,
     }
+
+
+def run_spec(spec_path: Path, run_dir: Path, **options: Any) -> tuple[Path, Any]:
+    """`distill run SPEC --run-dir RUN_DIR` in process: the run directory and the kind's result."""
+    from agent.lifecycle import start
+    from agent.run_kind import RunOptions
+
+    outcome = start(spec_path, run_dir, options=RunOptions(**options))
+    return outcome.run_dir, outcome.result

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from agent.interrupts import StopRequests
 from agent.spec import RunSpec
 from agent.store import RunStore
-from generators.generation import (
-    TaskInfo,
-)
+from generators.generation import TaskInfo
 from generators.teacher import Teacher
 
 VALIDATION_SPLITS = ("feedback", "heldback")
-
-VALIDATION_SPLITS = ("feedback", "heldback")
+StepObserver = Callable[[int, str], None]  # (round, step name), called after each step that ran
 
 
 @dataclass
@@ -30,6 +28,8 @@ class RunContext:
     embed: Callable[[list[str]], np.ndarray] | None
     method: str = "pgkd"  # pgkd | pgkd_nosmooth | uniform
     budget_hit: str | None = None
+    stop: StopRequests = field(default_factory=StopRequests)  # the first Ctrl-C sets it
+    observer: StepObserver | None = None  # told about each finished step (progress, tests that crash a run)
 
     @property
     def task(self) -> TaskInfo:

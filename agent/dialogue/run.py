@@ -10,16 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from agent import console
+from agent.data_files import read_policy
 from agent.dialogue.student import StudentClient, open_student
 from agent.dialogue.teach import TeachContext, teach_loop
-from agent.plan import plan_run
-from agent.run import SPEC_FILE, _git_sha, memoised_embedder
-from agent.runtime import open_teacher, package_versions
-from agent.spec import DialogueRunSpec, SpecError, check_credentials, parse_any_spec
+from agent.errors import InputError
+from agent.run import CACHE_FILE, memoised_embedder
+from agent.run_kind import RunOptions, RunOutcome, load_run_spec
+from agent.runtime import open_teacher
+from agent.spec import DialogueRunSpec
 from agent.store import RunStore
 from agent.strategies import DEPLOY_STATUSES, Retriever, StrategyLibrary
-from generators.service_policy import Policy
 
 SUMMARY_FILE = "teach_summary.json"
 
@@ -69,55 +69,36 @@ def summarise(heldout: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_dialogue_run(spec: DialogueRunSpec, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    data = spec.model_dump(mode="json")
-    (run_dir / SPEC_FILE).write_text(json.dumps(data, indent=2))
-    store = RunStore(run_dir / "run.sqlite")
-    store.create_run(run_dir.name, spec.name, data, package_versions(), _git_sha())
-    store.save_plan(plan_run(spec))
-    store.close()
-
-
 def load_dialogue_spec(run_dir: Path) -> DialogueRunSpec:
-    path = run_dir / SPEC_FILE
-    if not path.is_file():
-        raise SpecError([f"RUN_DIR: {run_dir} is not a distill run (no {SPEC_FILE})"])
-    spec = parse_any_spec(json.loads(path.read_text()), run_dir)
+    spec = load_run_spec(run_dir)
     if not isinstance(spec, DialogueRunSpec):
-        raise SpecError([f"RUN_DIR: {run_dir} is a classification run; strategies belong to dialogue runs"])
+        raise InputError(f"RUN_DIR: {run_dir} is a classification run; strategies belong to dialogue runs")
     return spec
 
 
-def execute_dialogue(
-    run_dir: Path, *, embed: Callable[[list[str]], np.ndarray] | None = None, student: StudentClient | None = None
-) -> dict[str, Any]:
-    """Run strategy teaching in ``run_dir``; writes teach_summary.json and returns the summary."""
-    spec = load_dialogue_spec(run_dir)
-    check_credentials(spec)
-    store = RunStore(run_dir / "run.sqlite")
-    try:
-        store.set_run_status("running")
-        embed = embed or memoised_embedder(None)
-        with open_teacher(spec, store, run_dir / "cache.sqlite") as teacher, _student(spec, student) as client:
-            ctx = TeachContext(spec, store, teacher, client, embed, Policy.load(spec.task.policy))
+class DialogueRun:
+    """Strategy teaching: learn rounds, then the held-out comparison; writes teach_summary.json."""
+
+    def execute(self, spec: DialogueRunSpec, run_dir: Path, store: RunStore, options: RunOptions) -> RunOutcome:
+        embed = options.embed or memoised_embedder(None)
+        with open_teacher(spec, store, run_dir / CACHE_FILE) as teacher, _student(spec, options.student) as client:
+            options.stop.on_request(teacher.stop_dispatch)
+            ctx = TeachContext(spec, store, teacher, client, embed, read_policy(spec.task.policy, "task.policy"))
             result = teach_loop(ctx)
+        library = StrategyLibrary(store)
         summary = {
             **summarise(result["heldout"]),
             "rounds": result["rounds"],
-            "n_strategies_approved": len(StrategyLibrary(store).current(["approved"])),
-            "n_strategies_proposed": len(StrategyLibrary(store).current(["proposed"])),
-            "n_strategies_rejected": len(StrategyLibrary(store).current(["rejected"])),
+            **{
+                f"n_strategies_{status}": len(library.current([status]))
+                for status in ("approved", "proposed", "rejected")
+            },
             "teacher": store.call_summary(),
         }
         (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
         store.set_run_status("finished", "strategy teaching finished")
-        return summary
-    except BaseException:
-        store.set_run_status("interrupted")
-        raise
-    finally:
-        store.close()
+        lines = [*summary_lines(summary), f"run directory: {run_dir}", f"audit: distill strategies list {run_dir}"]
+        return RunOutcome(run_dir, lines, summary)
 
 
 class _Given:
@@ -151,13 +132,15 @@ def chat_answer(
     return reply, [(s.id, s.text, score) for s, score in hits]
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+def summary_lines(summary: dict[str, Any]) -> list[str]:
     def fmt(m: dict[str, float]) -> str:
         return f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] (n={m['n']})"
 
-    console.info(f"held-out rubric score, student alone:           {fmt(summary['score_student'])}")
-    console.info(f"held-out rubric score, student + strategies:    {fmt(summary['score_student_with_strategies'])}")
-    console.info(f"held-out rubric score, student + approved only: {fmt(summary['score_student_with_approved'])}")
-    console.info(f"held-out rubric score, teacher:                 {fmt(summary['score_teacher'])}")
     w = summary["with_vs_alone"]
-    console.info(f"with strategies vs alone: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses")
+    return [
+        f"held-out rubric score, student alone:           {fmt(summary['score_student'])}",
+        f"held-out rubric score, student + strategies:    {fmt(summary['score_student_with_strategies'])}",
+        f"held-out rubric score, student + approved only: {fmt(summary['score_student_with_approved'])}",
+        f"held-out rubric score, teacher:                 {fmt(summary['score_teacher'])}",
+        f"with strategies vs alone: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses",
+    ]

@@ -10,10 +10,9 @@ import pytest
 import yaml
 
 from agent.plan import plan_run
-from agent.run import start
 from agent.spec import load_spec
 from agent.status import run_status
-from tests.run_helpers import SECRET, served_simulator, write_spec
+from tests.run_helpers import SECRET, run_spec, served_simulator, write_spec
 
 
 def test_a_run_spends_at_least_90_percent_of_max_usd_and_never_more(
@@ -30,7 +29,7 @@ def test_a_run_spends_at_least_90_percent_of_max_usd_and_never_more(
     data["budget"] = {"max_usd": max_usd}
     spec_path.write_text(yaml.safe_dump(data))
 
-    run_dir, result = start(spec_path, tmp_path / "run")
+    run_dir, result = run_spec(spec_path, tmp_path / "run")
 
     status = run_status(run_dir)
     spent = status["teacher"]["cost_usd"]
@@ -53,6 +52,6 @@ def test_the_budget_that_once_stopped_at_3_percent_is_spent(
     data = yaml.safe_load(spec_path.read_text())
     data["budget"] = {"max_usd": 0.0025}  # the budget the issue saw stop a run after spending 3% of it
     spec_path.write_text(yaml.safe_dump(data))
-    run_dir, _ = start(spec_path, tmp_path / "run")
+    run_dir, _ = run_spec(spec_path, tmp_path / "run")
     spent = run_status(run_dir)["teacher"]["cost_usd"]
     assert 0.9 * 0.0025 <= spent <= 0.0025, spent

@@ -12,13 +12,12 @@ from pathlib import Path
 import openai
 import pytest
 
-from agent.run import start
 from agent.status import run_status
 from agent.store import RunStore
 from generators.generation import TaskInfo, label_requests
 from generators.providers import PROFILES, request_params
 from tests.real_server import llama_cpp_server, require_llama_cpp
-from tests.run_helpers import LABELS, write_spec
+from tests.run_helpers import LABELS, run_spec, write_spec
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +65,7 @@ def test_a_tiny_run_with_llama_cpp_as_the_teacher(
         tmp_path, tiny_model, teacher, max_rounds=1, seed_per_label=2, examples_per_round=6, batch_per_call=2
     )
 
-    run_dir, result = start(spec_path, tmp_path / "run")
+    run_dir, result = run_spec(spec_path, tmp_path / "run")
 
     status = run_status(run_dir)
     assert status["status"] == "finished" and [r["round"] for r in status["rounds"]] == [0, 1]

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.run import create_run_dir, execute, start
-from agent.spec import load_spec
+from agent.lifecycle import resume, start
+from agent.run_kind import RunOptions
 from agent.store import RunStore
-from tests.run_helpers import FIXTURES, LABELS, SECRET, served_simulator, write_spec
+from tests.run_helpers import FIXTURES, LABELS, SECRET, run_spec, served_simulator, write_spec
 
 
 class Crash(RuntimeError):
@@ -30,7 +30,7 @@ def test_full_loop_end_to_end(
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator(api_key=SECRET)
     spec_path = write_spec(tmp_path, tiny_model, served_simulator(server))
-    run_dir, result = start(spec_path, tmp_path / "run")
+    run_dir, result = run_spec(spec_path, tmp_path / "run")
 
     store = RunStore(run_dir / "run.sqlite")
     rounds = store.rounds()
@@ -90,16 +90,17 @@ def test_resume_after_a_crash_repeats_no_paid_call(
     monkeypatch.setenv("DISTILL_TEST_KEY", "k")
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator()
-    run_dir = create_run_dir(load_spec(write_spec(tmp_path, tiny_model, served_simulator(server))), tmp_path / "run")
+    spec_path = write_spec(tmp_path, tiny_model, served_simulator(server))
+    run_dir = tmp_path / "run"
 
     def crash(round: int, step: str) -> None:
         if (round, step) == crash_at:
             raise Crash(f"killed after {step} of round {round}")
 
     with pytest.raises(Crash):
-        execute(run_dir, on_step=crash)
+        start(spec_path, run_dir, options=RunOptions(observer=crash))
     sent_before = server.stats()["requests"]
-    result = execute(run_dir)
+    result = resume(run_dir).result
     store = RunStore(run_dir / "run.sqlite")
     paid = store.query("SELECT request_hash FROM teacher_calls WHERE cache_hit=0")
     assert len(paid) == len({r[0] for r in paid}), "a paid request was sent twice"
@@ -123,7 +124,7 @@ def test_leakage_filter_catches_copied_validation_examples(
     monkeypatch.setenv("DISTILL_QUIET", "1")
     server = make_simulator(copy_rate=1.0)  # every example echoes a text shown in the prompt
     spec_path = write_spec(tmp_path, tiny_model, served_simulator(server), max_rounds=1)
-    run_dir, _ = start(spec_path, tmp_path / "run")
+    run_dir, _ = run_spec(spec_path, tmp_path / "run")
     store = RunStore(run_dir / "run.sqlite")
     validation = {r["text"] for r in store.query("SELECT text FROM examples WHERE split IN ('feedback','heldback')")}
     round1 = store.query(
@@ -151,7 +152,7 @@ def test_no_validation_set_is_built_from_the_teacher_and_said_loudly(
     spec = yaml.safe_load(spec_path.read_text())
     del spec["task"]["validation"]
     spec_path.write_text(yaml.safe_dump(spec))
-    run_dir, result = start(spec_path, tmp_path / "run")
+    run_dir, result = run_spec(spec_path, tmp_path / "run")
     assert "NO VALIDATION SET GIVEN" in capfd.readouterr().err
     card = json.loads((result.model_dir / "distill_student.json").read_text())["card"]
     assert any("teacher-labeled" in note for note in card["notes"])
@@ -179,7 +180,7 @@ def test_active_learning_labels_the_pool_texts_the_student_is_least_sure_of(
     (tmp_path / "unlabeled.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in pool))
     spec["task"]["unlabeled"] = "unlabeled.jsonl"
     spec_path.write_text(yaml.safe_dump(spec))
-    run_dir, _ = start(spec_path, tmp_path / "run")
+    run_dir, _ = run_spec(spec_path, tmp_path / "run")
 
     store = RunStore(run_dir / "run.sqlite")
     chosen_by_round = []

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.run import start
 from agent.status import run_status
 from agent.store import RunStore
-from tests.run_helpers import write_spec
+from tests.run_helpers import run_spec, write_spec
 
 # (conformance profile, model name, the adaptations the gateway must make to be accepted)
 CASES = [
@@ -42,7 +41,7 @@ def test_a_run_finishes_against_every_provider_profile(
     }
     spec_path = write_spec(tmp_path, tiny_model, teacher, max_rounds=1)
 
-    run_dir, result = start(spec_path, tmp_path / "run")
+    run_dir, result = run_spec(spec_path, tmp_path / "run")
 
     status = run_status(run_dir)
     assert [r["round"] for r in status["rounds"]] == [0, 1]

@@ -28,7 +28,7 @@ from generators.schemas import AssignedLabels, GeneratedExamples
 from generators.teacher import Completion, Teacher, TeacherConfig, TeacherRequest
 from simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import TINY_POOL
-from tests.run_helpers import SECRET, served_simulator, write_spec
+from tests.run_helpers import SECRET, run_spec, served_simulator, write_spec
 
 MakeSim = Callable[..., SimulatorServer]
 TASK = TaskInfo(
@@ -469,7 +469,6 @@ def test_a_transient_error_while_polling_is_retried(
 def test_a_run_with_teacher_batch_sends_round_0_as_one_job_at_half_price(
     tmp_path: Path, tiny_model: str, make_simulator: MakeSim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.run import start
     from agent.store import RunStore
 
     monkeypatch.setenv("DISTILL_TEST_KEY", SECRET)
@@ -477,7 +476,7 @@ def test_a_run_with_teacher_batch_sends_round_0_as_one_job_at_half_price(
     server = make_simulator(api_key=SECRET, batch_delay_s=0.3)
     teacher = {**served_simulator(server), "batch": True, "batch_poll_s": 0.2}
     spec_path = write_spec(tmp_path, tiny_model, teacher, max_rounds=1)
-    run_dir, _ = start(spec_path, tmp_path / "run")
+    run_dir, _ = run_spec(spec_path, tmp_path / "run")
 
     stats = server.stats()
     assert (stats["batches_created"], stats["files_uploaded"]) == (1, 1)  # round 0's seed generation, one job
