@@ -429,12 +429,19 @@ def parse_spec(data: Any, base_dir: Path) -> RunSpec:
 
 
 def read_spec_data(path: Path) -> Any:
+    from agent.data_files import DataFileError, read_user_text
+
     if not path.is_file():
         raise SpecError([f"spec: file {path} not found — pass the path of a YAML task spec"])
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = read_user_text(path, "spec")  # invalid UTF-8 named with its line; a BOM is accepted
+    except DataFileError as exc:
+        raise SpecError(exc.problems) from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError([f"spec: {path} is not valid YAML ({exc}) — fix the syntax"]) from None
+        detail = " ".join(str(exc).split())  # YAML errors span several lines; one line for the user
+        raise SpecError([f"spec: {path} is not valid YAML ({detail}) — fix the syntax"]) from None
 
 
 def load_any_spec(path: Path) -> RunSpec | DialogueRunSpec:

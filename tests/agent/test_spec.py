@@ -268,3 +268,28 @@ def test_the_spec_student_section_reaches_the_trained_model(
     assert saved == load_spec(path).student.model_dump()
     assert (saved["max_steps"], saved["freeze_embeddings"], saved["head_init"]) == (5, False, "random")
     assert json.loads((model / "train_stats.json").read_text())["steps"] == 5
+
+
+def test_a_spec_saved_with_a_bom_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_spec(path).name == "tiny"
+
+
+def test_a_spec_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [problem] = caught.value.problems
+    lines = path.read_bytes().count(b"\n")
+    assert f"line {lines} is not valid UTF-8" in problem and "save the file as UTF-8" in problem
+
+
+def test_invalid_yaml_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: [unclosed\ntask: {\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [problem] = caught.value.problems
+    assert "\n" not in problem and "not valid YAML" in problem
