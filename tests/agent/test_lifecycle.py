@@ -80,6 +80,7 @@ def test_a_second_writer_is_refused_at_every_moment_of_a_run(
     run_dir = tmp_path / "run"
     first = distill("run", str(spec), "--run-dir", str(run_dir))
     attempts: list[tuple[str, int, str]] = []
+    readers = 0
     delay = 0.05
     while first.poll() is None and len(attempts) < 16:
         time.sleep(delay)
@@ -89,10 +90,14 @@ def test_a_second_writer_is_refused_at_every_moment_of_a_run(
                 assert first.poll() is not None, f"`{args[0]}` ran beside the first run: {err[-1000:]}"
                 continue
             attempts.append((args[0], code, err))
+        if (run_dir / "run.sqlite").is_file():  # readers never wait for the writer
+            code, out, err = finish(distill("status", str(run_dir), "--json"), timeout=120)
+            assert code == 0 and json.loads(out)["rounds"] is not None, err
+            readers += 1
         delay *= 1.8
     code, _out, err = finish(first)
     assert code == 0, err[-2000:]
-    assert len(attempts) >= 4, "the first run ended before second writers could try"
+    assert len(attempts) >= 4 and readers >= 1, "the first run ended before others could try"
     for command, code, err in attempts:
         assert code == 2, (command, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
