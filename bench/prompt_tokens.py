@@ -17,7 +17,7 @@ import json
 import random
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -96,6 +96,15 @@ def dialogue_requests() -> list[TeacherRequest]:
     ]
 
 
+class Row(TypedDict):
+    """One template's line of the table (and of the --json output)."""
+
+    template: str
+    tokens_before: int
+    tokens_after: int
+    saved_fraction: float
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="Write the table as JSON here.")
@@ -110,16 +119,22 @@ def main() -> None:
     def tokens(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    rows = []
+    rows: list[Row] = []
+    print(f"{'template':<16} {'before':>8} {'after':>8} {'saved':>7}")
     for request in classifier_requests() + dialogue_requests():
         after = "\n".join(m["content"] for m in request.messages)
         before = after + old_brief_block(request.brief or {})
-        rows.append({"template": request.prompt_id, "tokens_before": tokens(before), "tokens_after": tokens(after)})
-    print(f"{'template':<16} {'before':>8} {'after':>8} {'saved':>7}")
-    for row in rows:
-        saved = 1 - row["tokens_after"] / row["tokens_before"]
-        row["saved_fraction"] = round(saved, 3)
-        print(f"{row['template']:<16} {row['tokens_before']:>8} {row['tokens_after']:>8} {saved:>7.1%}")
+        tokens_before, tokens_after = tokens(before), tokens(after)
+        saved = 1 - tokens_after / tokens_before
+        rows.append(
+            Row(
+                template=request.prompt_id,
+                tokens_before=tokens_before,
+                tokens_after=tokens_after,
+                saved_fraction=round(saved, 3),
+            )
+        )
+        print(f"{request.prompt_id:<16} {tokens_before:>8} {tokens_after:>8} {saved:>7.1%}")
     if args.json:
         args.json.write_text(json.dumps({"tokenizer": "SmolLM2-135M-Instruct (GGUF)", "rows": rows}, indent=2) + "\n")
 

@@ -200,7 +200,7 @@ def test_bad_requests_get_400_with_an_openai_error_body(simulator: SimulatorServ
 
 def test_the_brief_is_read_from_the_body_only(simulator: SimulatorServer) -> None:
     prompt_brief = '```brief\n{"action": "generate", "label": "card_arrival", "n": 1}\n```'
-    in_prompt = [{"role": "user", "content": "Follow the brief.\n\n" + prompt_brief}]
+    in_prompt: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Follow the brief.\n\n" + prompt_brief}]
     cases: list[tuple[dict[str, Any], str]] = [
         ({"messages": in_prompt}, "missing_brief"),  # the old in-prompt brief is prose now: never parsed
         ({"messages": MESSAGES, BRIEF_FIELD: "generate"}, "invalid_brief"),
@@ -532,7 +532,9 @@ def test_cli_options_are_derived_from_the_knob_model() -> None:
         assert option in result.output
     app = typer.Typer(add_completion=False)
     app.command()(simulate)
-    options = {param.name: param for param in typer.main.get_command(app).params}
+    params = typer.main.get_command(app).params
+    options = {param.name: param for param in params if isinstance(param, typer.core.TyperOption)}
+    assert len(options) == len(params)  # every parameter is an --option, none a positional argument
     assert set(options) == {*SimulatorKnobs.model_fields, "pool", "port", "host", "model", "policy_path", "api_key_env"}
     parameters = inspect.signature(simulate).parameters
     for name, field in SimulatorKnobs.model_fields.items():

@@ -12,6 +12,8 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONObject
 
 from tests.real_server import llama_cpp_server, require_llama_cpp
 
@@ -34,7 +36,16 @@ LABEL_SCHEMA: dict[str, Any] = {
     "required": ["labels"],
     "additionalProperties": False,
 }
-LABELING = [
+
+
+class JSONObjectWithSchema(ResponseFormatJSONObject):
+    """llama.cpp's JSON mode constrained by a schema: the SDK's ``json_object`` format plus a ``schema`` key."""
+
+    schema: dict[str, Any]
+
+
+JSON_MODE_WITH_SCHEMA = JSONObjectWithSchema(type="json_object", schema=LABEL_SCHEMA)
+LABELING: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You label texts for a bank's support team. Answer only with JSON."},
     {
         "role": "user",
@@ -44,7 +55,7 @@ LABELING = [
         'Return JSON {"labels":[{"index":0,"label":"..."}]} with one entry per text.',
     },
 ]
-COUNT = [{"role": "user", "content": "Count from 1 to 50, separated by spaces."}]
+COUNT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Count from 1 to 50, separated by spaces."}]
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +71,9 @@ def test_json_mode_with_a_schema_constrains_a_labeling_reply(client: openai.Open
         model="smollm2",
         messages=LABELING,
         temperature=0.0,
-        max_tokens=200,  # type: ignore[arg-type]
-        response_format={"type": "json_object", "schema": LABEL_SCHEMA},
-    )  # type: ignore[typeddict-unknown-key]
+        max_tokens=200,
+        response_format=JSON_MODE_WITH_SCHEMA,
+    )
     choice = response.choices[0]
     assert choice.finish_reason == "stop"
     reply = json.loads(choice.message.content or "")
@@ -74,14 +85,16 @@ def test_json_mode_with_a_schema_constrains_a_labeling_reply(client: openai.Open
 
 
 def test_the_schema_enum_is_enforced_against_the_prompt(client: openai.OpenAI) -> None:
-    asks_for_pizza = [{"role": "user", "content": 'Return exactly {"labels":[{"index":0,"label":"pizza"}]}'}]
+    asks_for_pizza: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": 'Return exactly {"labels":[{"index":0,"label":"pizza"}]}'}
+    ]
     response = client.chat.completions.create(
         model="smollm2",
         messages=asks_for_pizza,
         temperature=0.0,
-        max_tokens=120,  # type: ignore[arg-type]
-        response_format={"type": "json_object", "schema": LABEL_SCHEMA},
-    )  # type: ignore[typeddict-unknown-key]
+        max_tokens=120,
+        response_format=JSON_MODE_WITH_SCHEMA,
+    )
     labels = [item["label"] for item in json.loads(response.choices[0].message.content or "")["labels"]]
     assert labels and "pizza" not in labels and set(labels) <= set(LABELS)
 
@@ -91,7 +104,7 @@ def test_json_schema_response_format_is_refused_with_a_500(client: openai.OpenAI
         client.chat.completions.create(
             model="smollm2",
             messages=LABELING,
-            max_tokens=5,  # type: ignore[arg-type]
+            max_tokens=5,
             response_format={
                 "type": "json_schema",
                 "json_schema": {"name": "labels", "schema": LABEL_SCHEMA, "strict": True},
@@ -107,7 +120,7 @@ def test_max_tokens_bounds_the_reply_and_max_completion_tokens_is_ignored(client
     bounded = client.chat.completions.create(
         model="smollm2",
         messages=COUNT,
-        max_tokens=5,  # type: ignore[arg-type]
+        max_tokens=5,
         temperature=0.0,
     )
     assert bounded.choices[0].finish_reason == "length"
@@ -116,7 +129,7 @@ def test_max_tokens_bounds_the_reply_and_max_completion_tokens_is_ignored(client
     both = client.chat.completions.create(
         model="smollm2",
         messages=COUNT,
-        max_tokens=12,  # type: ignore[arg-type]
+        max_tokens=12,
         max_completion_tokens=3,
         temperature=0.0,
     )
@@ -129,7 +142,7 @@ def test_temperature_zero_is_deterministic(client: openai.OpenAI) -> None:
         client.chat.completions.create(
             model="smollm2",
             messages=COUNT,
-            max_tokens=16,  # type: ignore[arg-type]
+            max_tokens=16,
             temperature=0.0,
         )
         .choices[0]
@@ -143,7 +156,7 @@ def test_unknown_body_fields_and_model_names_are_accepted(client: openai.OpenAI)
     response = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=COUNT,
-        max_tokens=3,  # type: ignore[arg-type]
+        max_tokens=3,
         extra_body={"distill_brief": {"round": 1}},
     )
     assert response.model == "gpt-4o-mini"  # any name is served by the one loaded model, and echoed
@@ -151,9 +164,9 @@ def test_unknown_body_fields_and_model_names_are_accepted(client: openai.OpenAI)
 
 
 def test_a_prompt_over_the_context_window_is_a_400_naming_it(client: openai.OpenAI) -> None:
-    too_long = [{"role": "user", "content": "word " * 5000}]
+    too_long: list[ChatCompletionMessageParam] = [{"role": "user", "content": "word " * 5000}]
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="smollm2", messages=too_long, max_tokens=5)  # type: ignore[arg-type]
+        client.chat.completions.create(model="smollm2", messages=too_long, max_tokens=5)
     error = caught.value.response.json()["error"]
     assert error["code"] == "context_length_exceeded" and error["type"] == "invalid_request_error"
     assert error["param"] == "messages" and "maximum context length is 4096 tokens" in error["message"]

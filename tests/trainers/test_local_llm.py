@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from trainers import local_llm
 from trainers.llm_server import LocalChatServer
@@ -27,9 +28,13 @@ TEXTS = [
     "Can I change the delivery address of my order?",
     "The capital of France is Paris.",
 ] * 4
-MESSAGES = [
-    {"role": "system", "content": "You are a support agent.\n\nFollow these strategies:\n1. Ask for the order ID."},
-    {"role": "user", "content": "My parcel is late — où est mon colis?"},
+SYSTEM = "You are a support agent.\n\nFollow these strategies:\n1. Ask for the order ID."
+USER = "My parcel is late — où est mon colis?"
+# The same conversation twice: as LocalChatModel takes it, and typed as the openai SDK takes it.
+MESSAGES: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+SDK_MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "system", "content": SYSTEM},
+    {"role": "user", "content": USER},
 ]
 
 
@@ -89,7 +94,7 @@ def test_server_answers_through_the_openai_sdk(server: LocalChatServer) -> None:
     assert [m.id for m in client.models.list()] == ["tiny-student"]
     response = client.chat.completions.create(
         model="tiny-student",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=SDK_MESSAGES,
         max_tokens=6,
         temperature=0,
     )
@@ -104,13 +109,13 @@ def test_server_answers_through_the_openai_sdk(server: LocalChatServer) -> None:
 def test_requests_record_the_exact_messages_received(server: LocalChatServer) -> None:
     sdk(server).chat.completions.create(
         model="any-name",
-        messages=MESSAGES,
-        max_tokens=3,  # type: ignore[arg-type]
+        messages=SDK_MESSAGES,
+        max_tokens=3,
         seed=5,
         temperature=0,
     )
     [body] = server.requests
-    assert body["messages"] == MESSAGES
+    assert body["messages"] == SDK_MESSAGES
     assert (body["max_tokens"], body["seed"], body["model"]) == (3, 5, "any-name")
 
 
@@ -119,8 +124,8 @@ def test_temperature_zero_is_deterministic_over_http(server: LocalChatServer) ->
     answers = [
         client.chat.completions.create(
             model="m",
-            messages=MESSAGES,
-            max_tokens=8,  # type: ignore[arg-type]
+            messages=SDK_MESSAGES,
+            max_tokens=8,
             temperature=0,
         )
         .choices[0]
@@ -133,7 +138,7 @@ def test_temperature_zero_is_deterministic_over_http(server: LocalChatServer) ->
 def test_max_tokens_caps_the_answer_and_reports_length(server: LocalChatServer) -> None:
     response = sdk(server).chat.completions.create(
         model="m",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=SDK_MESSAGES,
         max_completion_tokens=2,
     )
     assert response.usage is not None and response.usage.completion_tokens <= 2
@@ -167,7 +172,7 @@ def test_malformed_bodies_get_an_openai_style_400(server: LocalChatServer, body:
 
 def test_sdk_raises_bad_request_for_a_bad_body(server: LocalChatServer) -> None:
     with pytest.raises(openai.BadRequestError, match="temperature"):
-        sdk(server).chat.completions.create(model="m", messages=MESSAGES, temperature=-1)  # type: ignore[arg-type]
+        sdk(server).chat.completions.create(model="m", messages=SDK_MESSAGES, temperature=-1)
 
 
 def test_unknown_route_is_an_openai_style_404(server: LocalChatServer) -> None:

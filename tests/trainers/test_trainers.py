@@ -53,7 +53,7 @@ def config(base: str, **overrides: object) -> EncoderConfig:
         "seed": 0,
     }
     settings.update(overrides)
-    return EncoderConfig(**settings)  # type: ignore[arg-type]
+    return EncoderConfig(**settings)
 
 
 def trained(base: str, **overrides: object) -> EncoderClassifier:
@@ -185,7 +185,7 @@ def test_train_rejects_unknown_labels(tiny_model: str) -> None:
 )
 def test_config_errors_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"EncoderConfig\n{field}\n  Input should"):
-        EncoderConfig(**{field: value})  # type: ignore[arg-type]
+        EncoderConfig(**{field: value})
     with pytest.raises(ValueError, match=rf"^EncoderConfig: {field}: Input should"):
         EncoderConfig.from_dict({field: value})
 
@@ -223,7 +223,7 @@ def test_a_model_saved_with_the_old_config_keys_still_loads(tiny_model: str, tmp
     assert meta["config"] == {**OLD_SAVED_CONFIG, "base_model": tiny_model}  # the saved format is unchanged
     meta["config"] = OLD_SAVED_CONFIG
     meta_path.write_text(json.dumps(meta))
-    assert EncoderClassifier.load(folder).config == EncoderConfig(**OLD_SAVED_CONFIG)  # type: ignore[arg-type]
+    assert EncoderClassifier.load(folder).config == EncoderConfig(**OLD_SAVED_CONFIG)
 
 
 def test_total_steps_has_a_floor_and_a_cap() -> None:
