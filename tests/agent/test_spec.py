@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from agent.spec import SpecError, load_spec
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "name": "tiny",
     "task": {"description": "bank messages", "labels": [{"name": "a"}, {"name": "b"}]},
     "teacher": {"provider": "simulator", "pool": "pool.jsonl"},
@@ -127,7 +128,7 @@ def test_every_trainer_setting_can_be_set_from_a_spec(tmp_path: Path) -> None:
 
     assert set(EVERY_STUDENT_SETTING) == set(EncoderConfig.model_fields)  # the table above covers them all
     spec = load_spec(write(tmp_path, {**GOOD, "student": EVERY_STUDENT_SETTING}))
-    assert spec.student == EncoderConfig(**EVERY_STUDENT_SETTING)  # type: ignore[arg-type]
+    assert spec.student == EncoderConfig(**EVERY_STUDENT_SETTING)
     assert spec.student.model_dump() == EVERY_STUDENT_SETTING
     assert load_spec(write(tmp_path, GOOD)).student == EncoderConfig()  # unset: the measured recipe
 
