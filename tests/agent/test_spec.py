@@ -50,7 +50,7 @@ def test_every_problem_is_reported_with_its_field_path(tmp_path: Path) -> None:
 
 
 def test_missing_files_and_duplicate_labels(tmp_path: Path) -> None:
-    bad = {**GOOD, "task": {**GOOD["task"], "validation": "nope.jsonl"}}  # type: ignore[dict-item]
+    bad = {**GOOD, "task": {**GOOD["task"], "validation": "nope.jsonl"}}
     with pytest.raises(SpecError, match=r"task\.validation: file nope\.jsonl not found"):
         load_spec(write(tmp_path, bad))
     dup = {**GOOD, "task": {"description": "d", "labels": [{"name": "a"}, {"name": "a"}]}}
