@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import yaml
 
-from agent.dialogue.run import chat_answer, create_dialogue_run, execute_dialogue, mean_ci, win_rate
+from agent.dialogue.run import chat_answer, mean_ci, win_rate
 from agent.dialogue.student import STUDENT_SYSTEM, StudentClient
-from agent.spec import load_any_spec
+from agent.lifecycle import start
+from agent.run_kind import RunOptions
 from agent.store import RunStore
 from agent.strategies import StrategyLibrary
 
@@ -79,10 +80,10 @@ def follower_server() -> Any:
 
 
 def run_dialogue(tmp_path: Path, server: Any, **loop: Any) -> tuple[Path, dict[str, Any]]:
-    spec = load_any_spec(write_spec(tmp_path, server.base_url, **loop))
-    run_dir = tmp_path / "run"
-    create_dialogue_run(spec, run_dir)  # type: ignore[arg-type]
-    return run_dir, execute_dialogue(run_dir, embed=bag_of_words)
+    outcome = start(
+        write_spec(tmp_path, server.base_url, **loop), tmp_path / "run", options=RunOptions(embed=bag_of_words)
+    )
+    return outcome.run_dir, outcome.result
 
 
 def test_loop_learns_strategies_that_raise_scores(
@@ -209,9 +210,8 @@ def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(
     import agent.dialogue.teach as teach
 
     monkeypatch.setenv("DISTILL_QUIET", "1")
-    spec = load_any_spec(write_spec(tmp_path, follower_server.base_url, max_rounds=2, parity_margin=0.0))
+    spec_path = write_spec(tmp_path, follower_server.base_url, max_rounds=2, parity_margin=0.0)
     run_dir = tmp_path / "run"
-    create_dialogue_run(spec, run_dir)  # type: ignore[arg-type]
     real_improve, calls = teach._improve, []
 
     def improve_then_crash(ctx: Any, round: int, *args: Any) -> tuple[int, int]:
@@ -222,7 +222,7 @@ def test_resume_after_a_crash_mid_round_pays_for_nothing_twice(
 
     monkeypatch.setattr(teach, "_improve", improve_then_crash)
     with pytest.raises(Crash):
-        execute_dialogue(run_dir)  # the packaged MiniLM embeds, as the CLI below will
+        start(spec_path, run_dir)  # the packaged MiniLM embeds, as the CLI below will
     monkeypatch.setattr(teach, "_improve", real_improve)
     store = RunStore(run_dir / "run.sqlite")
     assert [r.idx for r in store.teach_rounds()] == [1]
