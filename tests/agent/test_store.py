@@ -94,7 +94,9 @@ def test_rounds_and_run_come_back_as_typed_rows(tmp_path: Path) -> None:
     store.set_run_status("running")  # the stop reason of an earlier stop is kept
     info = store.run_info()
     assert info is not None
-    assert info == RunInfo("r1", "demo", {"name": "demo"}, {"torch": "2"}, None, info.created_at, "running", "boom")
+    assert info == RunInfo(
+        "r1", "demo", {"name": "demo"}, {"torch": "2"}, None, info.created_at, RunStatus.RUNNING, "boom"
+    )
     store.set_round_status(0, "generated")
     store.finish_round(0, "continue", ["r"], {"a": 2}, "m0")
     store.set_round_status(1, RoundStatus.GENERATING)
@@ -162,7 +164,7 @@ def test_a_run_file_from_before_the_store_package_opens_and_reads(tmp_path: Path
     db.close()
     store = RunStore(path)
     assert store.schema_version == len(MIGRATIONS)
-    assert store.run_info() == RunInfo("old", "demo", {}, {}, "abc", 1.0, "finished", None)
+    assert store.run_info() == RunInfo("old", "demo", {}, {}, "abc", 1.0, RunStatus.FINISHED, None)
     [row] = store.round_rows()
     assert (row.status, row.decision, row.reasons, row.quotas) == (RoundStatus.DECIDED, "stop", ["round cap"], {"a": 4})
     assert store.round_reached(0, RoundStatus.DECIDED)
