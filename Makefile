@@ -44,7 +44,8 @@ demo: setup
 	$(BIN)/distill run examples/banking77/spec.yaml --run-dir runs/demo-banking77 --fresh
 
 lint: setup
-	$(BIN)/ruff check agent generators trainers prompts tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 clean:

@@ -28,7 +28,7 @@ from agent.run_kind import SPEC_FILE, STORE_FILE, RunKind, RunOptions, RunOutcom
 from agent.run_lock import LOCK_FILE, run_lock
 from agent.runtime import package_versions
 from agent.spec import DialogueRunSpec, RunSpec, check_credentials, load_any_spec
-from agent.store import RunStore
+from agent.store import RunStatus, RunStore
 
 AnySpec = RunSpec | DialogueRunSpec
 
@@ -85,14 +85,14 @@ def record_new_run(spec: AnySpec, run_dir: Path) -> None:
 def _execute(spec: AnySpec, run_dir: Path, options: RunOptions) -> RunOutcome:
     store = RunStore(run_dir / STORE_FILE)
     try:
-        store.set_run_status("running")
+        store.set_run_status(RunStatus.RUNNING)
         with options.stop.installed():
             outcome = _kind(spec).execute(spec, run_dir, store, options)
     except (RunInterrupted, KeyboardInterrupt):
-        store.set_run_status("interrupted")
+        store.set_run_status(RunStatus.INTERRUPTED)
         raise RunInterrupted(run_dir) from None
     except BaseException as exc:
-        store.set_run_status("failed", f"{type(exc).__name__}: {exc}"[:500])
+        store.set_run_status(RunStatus.FAILED, f"{type(exc).__name__}: {exc}"[:500])
         raise
     finally:
         store.close()

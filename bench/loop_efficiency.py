@@ -147,7 +147,7 @@ def run_method(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
         "heldback_f1": store.metric(result.best_round, "heldback", "macro_f1"),
         "best_round": result.best_round,
         "examples": len(kept),
-        "rounds": len(store.rounds()),
+        "rounds": len(store.round_rows()),
         "teacher_tokens": usage["tokens_in"] + usage["tokens_out"],
         "usd": usage["cost_usd"],
         "wall_s": seconds,

@@ -8,13 +8,12 @@ from typing import Any
 
 from agent import console
 from agent.classify.context import VALIDATION_SPLITS, RunContext
+from agent.store import RoundStatus
 from generators.filters import Candidate, FilterConfig, filter_batch
 
 
 def filter_round(ctx: RunContext, round: int) -> dict[str, int]:
     """Verdicts for the round's unfiltered examples; returns drop counts by filter."""
-    if ctx.store.round_status(round) != "generated":
-        return ctx.store.drop_counts(round)
     fresh = [e for e in ctx.store.examples("train", round=round) if e.kept is None]
     kept_train = [e.text for e in ctx.store.examples("train", kept=True)]
     protected = [e.text for split in (*VALIDATION_SPLITS, "test") for e in ctx.store.examples(split)]
@@ -30,7 +29,8 @@ def filter_round(ctx: RunContext, round: int) -> dict[str, int]:
         embed=ctx.embed,
     )
     ctx.store.record_filter_decisions(
-        [(v.example_id, v.filter, v.kept, v.reason, v.score) for v in verdicts], mark_round=(round, "filtered")
+        [(v.example_id, v.filter, v.kept, v.reason, v.score) for v in verdicts],
+        mark_round=(round, RoundStatus.FILTERED),
     )
     return ctx.store.drop_counts(round)
 
@@ -40,8 +40,6 @@ def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
     from trainers.encoder import EncoderClassifier
 
     out = ctx.model_dir(round)
-    if ctx.store.round_status(round) != "filtered" and (out / "labels.json").is_file():
-        return json.loads((out / "train_stats.json").read_text())
     config = ctx.spec.student  # the spec's student section is the trainer's own EncoderConfig
     previous = ctx.model_dir(round - 1)
     if config.warm_start and round > 0 and (previous / "labels.json").is_file():
@@ -58,7 +56,7 @@ def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
     student.save(out, card={"round": round, "train_examples": len(train)})
     stats_dict = {k: getattr(stats, k) for k in ("steps", "epochs", "seconds", "examples_per_s", "final_loss")}
     (out / "train_stats.json").write_text(json.dumps(stats_dict, indent=2))
-    ctx.store.set_round_status(round, "trained")
+    ctx.store.set_round_status(round, RoundStatus.TRAINED)
     return stats_dict
 
 
@@ -87,5 +85,5 @@ def evaluate_round(ctx: RunContext, round: int) -> dict[str, dict[str, float]]:
             metrics += [(k, label, float(m[k])) for k in ("precision", "recall", "f1")]
         ctx.store.record_metrics(round, split, metrics)
         summary[split] = {"accuracy": data["accuracy"], "macro_f1": data["macro_f1"], "ece": data["ece"]}
-    ctx.store.set_round_status(round, "evaluated")
+    ctx.store.set_round_status(round, RoundStatus.EVALUATED)
     return summary

@@ -50,8 +50,6 @@ def load_feedback(ctx: RunContext, round: int) -> Feedback:
 
 def generate_round(ctx: RunContext, round: int, quotas: dict[str, int]) -> None:
     """PGKD (or uniform, for the baseline) generation of ``sum(quotas)`` new examples."""
-    if ctx.store.round_reached(round, RoundStatus.GENERATED):
-        return
     ctx.store.set_round_status(round, RoundStatus.GENERATING)
     rng = ctx.rng(round, ctx.method)
     loop = ctx.spec.loop
@@ -98,7 +96,7 @@ def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
         return []
     used = ctx.store.content_hashes()
     rng = ctx.rng(round, f"active-{loop.active_selection}")
-    pool = candidates(read_unlabeled(path), used, loop.active_candidates, rng)
+    pool = candidates(read_unlabeled(path, warnings=[]), used, loop.active_candidates, rng)
     if not pool:
         console.warn("active learning: every text of task.unlabeled is already in the run")
         return []

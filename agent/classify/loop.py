@@ -22,7 +22,7 @@ from agent.classify.generate import generate_round
 from agent.classify.seed import generate_seed, prepare_evaluation_sets
 from agent.interrupts import RunInterrupted
 from agent.round_policy import best_round
-from agent.store import RoundRow, RoundStatus
+from agent.store import RoundRow, RoundStatus, RunStatus
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def run_loop(ctx: RunContext) -> LoopResult:
     _check_stop(ctx)
     model_dir = export_best(ctx, best)
     reasons = _stored_round(ctx, round).reasons
-    ctx.store.set_run_status("finished", "; ".join(reasons))
+    ctx.store.set_run_status(RunStatus.FINISHED, "; ".join(reasons))
     return LoopResult(best, model_dir, reasons, round)
 
 

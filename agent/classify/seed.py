@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from agent import console
-from agent.active import read_unlabeled
 from agent.classify.context import RunContext
 from agent.classify.teacher_calls import collect, rows_from
 from agent.data_files import read_jsonl, stratified_split
@@ -16,20 +15,18 @@ from generators.schemas import GeneratedExamples
 
 def prepare_evaluation_sets(ctx: RunContext) -> None:
     """Load validation (split feedback / held-back) and test sets once; build validation if absent."""
-    if ctx.spec.loop.active_per_round and ctx.spec.task.unlabeled is not None:
-        read_unlabeled(ctx.spec.task.unlabeled)  # a malformed pool fails now, before the first paid call
     if ctx.store.examples("feedback") or ctx.store.round_reached(0, RoundStatus.GENERATING):
         return
     task, labels = ctx.spec.task, set(ctx.labels)
     rng = ctx.rng(0, "validation")
     if task.validation is not None:
-        validation = read_jsonl(task.validation, labels, "task.validation")
+        validation = read_jsonl(task.validation, labels, "task.validation", [])
         origin = "real"
     else:
         validation = _teacher_validation(ctx)
         origin = "generated"
     feedback, heldback = stratified_split(validation, ctx.spec.loop.feedback_fraction, rng)
-    test = read_jsonl(task.test, labels, "task.test") if task.test else []
+    test = read_jsonl(task.test, labels, "task.test", []) if task.test else []
     rows = (
         [{**r, "round": 0, "split": "feedback", "origin": origin, "kept": True} for r in feedback]
         + [{**r, "round": 0, "split": "heldback", "origin": origin, "kept": True} for r in heldback]
@@ -69,11 +66,9 @@ def _teacher_validation(ctx: RunContext) -> list[dict[str, str]]:
 
 def generate_seed(ctx: RunContext) -> None:
     """Round 0: the user's seed examples plus teacher-written seeds per label, stored unfiltered."""
-    if ctx.store.round_reached(0, RoundStatus.GENERATED):
-        return
     labels = set(ctx.labels)
     user_seeds = (
-        read_jsonl(ctx.spec.task.seed_examples, labels, "task.seed_examples") if ctx.spec.task.seed_examples else []
+        read_jsonl(ctx.spec.task.seed_examples, labels, "task.seed_examples", []) if ctx.spec.task.seed_examples else []
     )
     rows = [{**r, "round": 0, "split": "train", "origin": "real"} for r in user_seeds]
     per_label = ctx.spec.loop.seed_per_label

@@ -18,7 +18,7 @@ from agent.run import CACHE_FILE, memoised_embedder
 from agent.run_kind import RunOptions, RunOutcome, load_run_spec
 from agent.runtime import open_teacher
 from agent.spec import DialogueRunSpec
-from agent.store import RunStore
+from agent.store import RunStatus, RunStore
 from agent.strategies import DEPLOY_STATUSES, Retriever, StrategyLibrary
 
 SUMMARY_FILE = "teach_summary.json"
@@ -96,7 +96,7 @@ class DialogueRun:
             "teacher": store.call_summary(),
         }
         (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-        store.set_run_status("finished", "strategy teaching finished")
+        store.set_run_status(RunStatus.FINISHED, "strategy teaching finished")
         lines = [*summary_lines(summary), f"run directory: {run_dir}", f"audit: distill strategies list {run_dir}"]
         return RunOutcome(run_dir, lines, summary)
 

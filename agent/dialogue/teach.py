@@ -10,7 +10,6 @@ The teacher never hands over answers; it teaches short rules that a person can a
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from agent import console
+from agent.data_files import read_jsonl
 from agent.dialogue.student import StudentClient
 from agent.runtime import run_requests
 from agent.spec import DialogueRunSpec
@@ -126,9 +126,8 @@ def scenarios_from_file(ctx: TeachContext, n: int, seed: int) -> list[tuple[str,
     path = ctx.spec.task.scenarios.file
     assert path is not None
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        flow = ctx.policy.flow_for_intent(item.get("label", ""))
+    for item in read_jsonl(path, None, "task.scenarios.file", []):  # checked before the run: no warning twice
+        flow = ctx.policy.flow_for_intent(item["label"])
         if flow is not None:
             rows.append((flow, item["text"], f"file:{path.name}"))
     random.Random(seed).shuffle(rows)

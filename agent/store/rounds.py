@@ -78,11 +78,6 @@ class RoundTables(StoreConnection):
         rows = self._rows("SELECT * FROM rounds WHERE idx=?", (idx,))
         return _round_row(rows[0]) if rows else None
 
-    def rounds(self) -> list[sqlite3.Row]:
-        """Legacy raw rows, kept only until agent/classify/loop.py, bench/ and tests/agent/test_loop.py
-        switch to :meth:`round_rows`; new code must not use it."""
-        return self._rows("SELECT * FROM rounds ORDER BY idx")
-
     # -- examples and filter decisions ------------------------------------------------------------
 
     def add_examples(self, rows: list[dict[str, Any]], *, mark_round: MarkRound | None = None) -> list[int]:

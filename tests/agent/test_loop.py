@@ -33,10 +33,10 @@ def test_full_loop_end_to_end(
     run_dir, result = run_spec(spec_path, tmp_path / "run")
 
     store = RunStore(run_dir / "run.sqlite")
-    rounds = store.rounds()
-    assert [r["idx"] for r in rounds] == [0, 1, 2]
-    assert rounds[-1]["decision"] == "stop" and "round cap" in " ".join(json.loads(rounds[-1]["reasons_json"]))
-    assert json.loads(rounds[0]["quotas_json"]) and sum(json.loads(rounds[0]["quotas_json"]).values()) == 12
+    rounds = store.round_rows()
+    assert [r.idx for r in rounds] == [0, 1, 2]
+    assert rounds[-1].decision == "stop" and "round cap" in " ".join(rounds[-1].reasons)
+    assert rounds[0].quotas and sum(rounds[0].quotas.values()) == 12
     for idx in (0, 1, 2):
         for split in ("feedback", "heldback", "test"):
             assert store.metric(idx, split, "macro_f1") is not None
@@ -106,7 +106,7 @@ def test_resume_after_a_crash_repeats_no_paid_call(
     assert len(paid) == len({r[0] for r in paid}), "a paid request was sent twice"
     assert server.stats()["requests"] == len(paid)  # one HTTP request per paid call, none repeated
     assert server.stats()["requests"] >= sent_before
-    assert [r["idx"] for r in store.rounds()] == [0, 1, 2]
+    assert [r.idx for r in store.round_rows()] == [0, 1, 2]
     # Nothing was stored twice: each round's generated examples come from distinct teacher calls.
     dupes = store.query(
         "SELECT teacher_call_id, text, COUNT(*) c FROM examples WHERE split='train' "
