@@ -21,12 +21,12 @@ app = typer.Typer(
     "data; a small local student learns from it, guided by its own measured weaknesses (PGKD).",
 )
 app.add_typer(strategies_app, name="strategies")
-app.command("chat")(chat)
+app.command("chat")(handles_errors(chat))
 app.command(
     "simulate",
     help="Serve the teacher simulator: an OpenAI-compatible server on loopback, backed "
     "by a labeled pool, with fault-injection knobs. Prints its URL once ready.",
-)(simulate)
+)(handles_errors(simulate))
 
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `distill run`.", show_default=False)]
 

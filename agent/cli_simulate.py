@@ -12,12 +12,12 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
-from rich.markup import escape
 
+from agent.cli_errors import fail
 from agent.teacher_endpoint import TeacherServer, TeacherServerMissing, teacher_server
 
 PLUGIN = "simulator"
@@ -33,19 +33,12 @@ def _find_plugin() -> TeacherServer | TeacherServerMissing:
 _PLUGIN = _find_plugin()
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    from agent.console import console
-
-    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def _api_key(env_name: str | None) -> str | None:
     if env_name is None:
         return None
     key = os.environ.get(env_name)
     if not key:
-        _fail(f"--api-key-env: the environment variable {env_name} is not set or empty; export the key there")
+        fail(f"--api-key-env: the environment variable {env_name} is not set or empty; export the key there")
     return key
 
 
@@ -70,25 +63,25 @@ def simulate(**options: Any) -> None:
     stops cleanly (exit code 0) on Ctrl-C or SIGTERM.
     """
     if isinstance(_PLUGIN, TeacherServerMissing):
-        _fail(str(_PLUGIN), code=_PLUGIN.exit_code)
+        fail(str(_PLUGIN), code=_PLUGIN.exit_code)
     pool: Path = options.pop("pool")
     policy: Path | None = options.pop("policy_path")
     if not pool.is_file():
-        _fail(f"--pool: no such file: {pool}")
+        fail(f"--pool: no such file: {pool}")
     if policy is not None and not policy.is_file():
-        _fail(f"--policy: no such file: {policy}")
+        fail(f"--policy: no such file: {policy}")
     host, port, model = options.pop("host"), options.pop("port"), options.pop("model")
     api_key = _api_key(options.pop("api_key_env"))
     try:
         knobs = _PLUGIN.knobs.model_validate(options)
     except ValidationError as exc:
-        _fail(_knob_problems(exc))
+        fail(_knob_problems(exc))
     try:
         _PLUGIN.serve_forever(knobs, model=model, pool=pool, policy=policy, api_key=api_key, host=host, port=port)
     except ValueError as exc:  # a bad model id, policy or pool line: the message names it
-        _fail(str(exc))
+        fail(str(exc))
     except OSError as exc:  # e.g. the port is taken
-        _fail(f"cannot listen on {host}:{port}: {exc}", code=1)
+        fail(f"cannot listen on {host}:{port}: {exc}", code=1)
 
 
 def _knob_parameters(knobs: type[BaseModel]) -> list[inspect.Parameter]:

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from agent.cli_errors import fail, handles_errors
+
 strategies_app = typer.Typer(
     no_args_is_help=True,
     help="Audit the strategy library of a dialogue run: list, "
@@ -25,13 +27,8 @@ def _library(run_dir: Path) -> Any:
     from agent.strategies import StrategyLibrary
 
     if not (run_dir / "run.sqlite").is_file():
-        _fail(f"RUN_DIR: {run_dir} holds no run.sqlite — pass a folder made by `distill run`")
+        fail(f"RUN_DIR: {run_dir} holds no run.sqlite — pass a folder made by `distill run`")
     return StrategyLibrary(RunStore(run_dir / "run.sqlite"))
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(2)
 
 
 def _audit(run_dir: Path, change: Callable[[Any], Any]) -> None:
@@ -42,12 +39,13 @@ def _audit(run_dir: Path, change: Callable[[Any], Any]) -> None:
     try:
         strategy = change(library)
     except AuditError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     typer.echo(f"{strategy.id} v{strategy.version}: {strategy.status} (library version {library.version})")
 
 
 @strategies_app.command("list")
+@handles_errors
 def list_(
     run_dir: RunDir,
     status: Annotated[str | None, typer.Option("--status", help="proposed, approved, rejected or retired")] = None,
@@ -56,7 +54,7 @@ def list_(
     from agent.strategies import STATUSES
 
     if status is not None and status not in STATUSES:
-        _fail(f"--status must be one of {', '.join(STATUSES)}")
+        fail(f"--status must be one of {', '.join(STATUSES)}")
     library = _library(run_dir)
     for s in library.current([status] if status else None):
         ev = s.evidence
@@ -67,6 +65,7 @@ def list_(
 
 
 @strategies_app.command()
+@handles_errors
 def show(run_dir: RunDir, strategy_id: StrategyId) -> None:
     """Text, provenance, evidence, history, and scenarios with the student's answers before and after."""
     from agent.strategies import AuditError
@@ -75,7 +74,7 @@ def show(run_dir: RunDir, strategy_id: StrategyId) -> None:
     try:
         s = library.get(strategy_id)
     except AuditError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     typer.echo(f"{s.id} v{s.version} [{s.status}] scope={s.scope} criterion={s.criterion}\n  {s.text}")
     typer.echo(f"provenance: {json.dumps(s.provenance)}\nevidence: {json.dumps(s.evidence)}")
@@ -94,24 +93,28 @@ def show(run_dir: RunDir, strategy_id: StrategyId) -> None:
 
 
 @strategies_app.command()
+@handles_errors
 def approve(run_dir: RunDir, strategy_id: StrategyId, note: Note = None) -> None:
     """proposed/rejected → approved: it may now reach deploy prompts."""
     _audit(run_dir, lambda library: library.transition(strategy_id, "approve", note))
 
 
 @strategies_app.command()
+@handles_errors
 def reject(run_dir: RunDir, strategy_id: StrategyId, note: Note = None) -> None:
     """proposed/approved → rejected: never used at deploy time."""
     _audit(run_dir, lambda library: library.transition(strategy_id, "reject", note))
 
 
 @strategies_app.command()
+@handles_errors
 def retire(run_dir: RunDir, strategy_id: StrategyId, note: Note = None) -> None:
     """approved → retired (final)."""
     _audit(run_dir, lambda library: library.transition(strategy_id, "retire", note))
 
 
 @strategies_app.command()
+@handles_errors
 def edit(
     run_dir: RunDir,
     strategy_id: StrategyId,
@@ -123,6 +126,7 @@ def edit(
 
 
 @strategies_app.command()
+@handles_errors
 def export(
     run_dir: RunDir,
     format: Annotated[str, typer.Option("--format", help="md, html or json")] = "md",
@@ -130,7 +134,7 @@ def export(
 ) -> None:
     """The whole library with status, evidence and provenance, for review outside the terminal."""
     if format not in ("md", "html", "json"):
-        _fail("--format must be md, html or json")
+        fail("--format must be md, html or json")
     library = _library(run_dir)
     rows = [dict(s.__dict__) for s in library.current()]
     text = {
@@ -192,6 +196,7 @@ def _html(rows: list[dict[str, Any]], version: int) -> str:
 
 
 @strategies_app.command()
+@handles_errors
 def diff(
     run_dir: RunDir,
     from_version: Annotated[int, typer.Option("--from", help="Library version.")],
@@ -204,7 +209,7 @@ def diff(
     try:
         changes = library.diff(from_version, to_version)
     except AuditError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     for c in changes:
         if c["change"] == "changed":
