@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +27,10 @@ app.command(
     help="Serve the teacher simulator: an OpenAI-compatible server on loopback, backed "
     "by a labeled pool, with fault-injection knobs. Prints its URL once ready.",
 )(handles_errors(simulate))
+
+# Command groups in their own modules; each ``register(app)`` adds its commands.
+for _module in ("agent.cli_model",):
+    importlib.import_module(_module).register(app)
 
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `distill run`.", show_default=False)]
 
@@ -105,39 +109,6 @@ def status(
         typer.echo(json.dumps(data, indent=2))
     else:
         render_status(data)
-
-
-@app.command()
-@handles_errors
-def predict(
-    model_dir: Annotated[Path, typer.Argument(help="A model folder (e.g. <run>/model).")],
-    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="A text file, one text per line, or - for stdin.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSONL: {text, label, confidence} per line.")] = False,
-) -> None:
-    """Classify texts with a trained student: label and confidence."""
-    items = list(texts or [])
-    if file is not None:
-        source = sys.stdin.read() if str(file) == "-" else _read_text(file)
-        items += [line for line in source.splitlines() if line.strip()]
-    if not items:
-        fail("give TEXT arguments or --file FILE")
-    if not (model_dir / "labels.json").is_file():
-        fail(f"MODEL_DIR: {model_dir} is not a distill model (no labels.json) — use <run>/model")
-    from trainers.encoder import EncoderClassifier
-
-    student = EncoderClassifier.load(model_dir)
-    for text, (label, confidence) in zip(items, student.predict(items), strict=True):
-        if as_json:
-            typer.echo(json.dumps({"text": text, "label": label, "confidence": round(confidence, 4)}))
-        else:
-            typer.echo(f"{label}\t{confidence:.3f}\t{text}")
-
-
-def _read_text(path: Path) -> str:
-    from agent.data_files import read_user_text
-
-    return read_user_text(path, "--file")
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

@@ -223,6 +223,19 @@ class FilterSpec(_Strict):
     max_chars: int = Field(600, ge=10)
 
 
+class CardSpec(_Strict):
+    """What the exported model's card declares; the data's licence limits what you may choose here."""
+
+    license: str = Field(
+        "other",
+        min_length=1,
+        description="The model's licence as a Hugging Face licence id (apache-2.0, mit, cc-by-4.0, …); "
+        "'other' until you set it, because it depends on your data's and your teacher's terms.",
+    )
+    language: list[str] = Field(default_factory=lambda: ["en"], description="ISO 639-1 codes of the texts.")
+    tags: list[str] = Field(default_factory=list, description="Extra Hub tags for the card.")
+
+
 class RunSpec(_Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     task: ClassificationTask
@@ -232,6 +245,7 @@ class RunSpec(_Strict):
     loop: LoopSpec = Field(default_factory=LoopSpec)
     filters: FilterSpec = Field(default_factory=FilterSpec)
     budget: Budget = Field(default_factory=Budget)
+    card: CardSpec = Field(default_factory=CardSpec)
 
     @property
     def effective_max_rounds(self) -> int:
