@@ -14,6 +14,7 @@ Everything else asks :class:`RunStore` named, typed questions and gets frozen ro
   cost plan (``save_plan``, ``plan``).
 * ``rounds.py`` — the classifier loop: rounds, examples, filter decisions, evaluations.
 * ``teaching.py`` — strategy teaching: strategies and audit events, scenarios, answers, learning rounds.
+* ``reports.py`` — read-only questions of the run report: example provenance, per-class scores, cost by round.
 
 **Is this step done?** A classifier round moves through :class:`RoundStatus` in order (generating →
 generated → filtered → trained → evaluated → decided). Each step writes its output and its status in
@@ -27,12 +28,16 @@ the same transaction, and asks one question before it starts::
 
 from __future__ import annotations
 
+from agent.store.reports import ReportQueries
 from agent.store.rounds import RoundTables, content_hash
 from agent.store.rows import (
     Answer,
     CallSummary,
+    ExampleProvenance,
     ExampleRow,
+    FilterVerdict,
     NewScenario,
+    PromptCalls,
     PromptUsage,
     RoundRow,
     RoundStatus,
@@ -49,7 +54,7 @@ from agent.store.schema import MIGRATIONS
 from agent.store.teaching import TeachingTables
 
 
-class RunStore(RunTables, RoundTables, TeachingTables):
+class RunStore(RunTables, RoundTables, TeachingTables, ReportQueries):
     """Typed access to ``run.sqlite``. Also the teacher gateway's ``CallJournal``."""
 
 
@@ -57,8 +62,11 @@ __all__ = [
     "MIGRATIONS",
     "Answer",
     "CallSummary",
+    "ExampleProvenance",
     "ExampleRow",
+    "FilterVerdict",
     "NewScenario",
+    "PromptCalls",
     "PromptUsage",
     "RoundRow",
     "RoundStatus",

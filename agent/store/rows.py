@@ -87,6 +87,42 @@ class SplitCount:
     kept: int
 
 
+@dataclass(frozen=True)
+class FilterVerdict:
+    filter: str
+    kept: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExampleProvenance:
+    """A training example with where it came from and every filter verdict on it (the run report's rows)."""
+
+    id: int
+    round: int
+    text: str
+    label: str
+    origin: str
+    kept: bool | None
+    teacher_call_id: int | None
+    prompt_id: str | None
+    strategy_id: str | None
+    verdicts: tuple[FilterVerdict, ...]
+
+
+@dataclass(frozen=True)
+class PromptCalls:
+    """Every journaled call of one prompt template: counts, cache hits, tokens, USD (cache hits cost $0)."""
+
+    prompt_id: str
+    calls: int
+    cache_hits: int
+    tokens_in: int
+    tokens_out: int
+    usd: float
+    failed: int
+
+
 class CallSummary(TypedDict):
     calls: int
     cache_hits: int
