@@ -24,12 +24,16 @@ from trainers.loopback import BackgroundServer
 class Recorder:
     reply: dict[str, Any]
     usage: bool = True
+    status: int = 200  # another status answers every call with an OpenAI-style error body
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
 
     async def chat(self, request: Request) -> JSONResponse:
         self.bodies.append(await request.json())
         self.headers.append(dict(request.headers))
+        if self.status != 200:
+            error = {"message": f"status {self.status} from the capture server", "type": "invalid_request_error"}
+            return JSONResponse({"error": error}, status_code=self.status)
         content = json.dumps(self.reply)
         body: dict[str, Any] = {
             "id": "chatcmpl-capture",
@@ -44,9 +48,9 @@ class Recorder:
 
 
 @contextmanager
-def capture_server(reply: dict[str, Any], *, usage: bool = True) -> Iterator[tuple[str, Recorder]]:
+def capture_server(reply: dict[str, Any], *, usage: bool = True, status: int = 200) -> Iterator[tuple[str, Recorder]]:
     """Serve a ``Recorder`` on loopback; yields (base URL ending in /v1, recorder)."""
-    recorder = Recorder(reply, usage=usage)
+    recorder = Recorder(reply, usage=usage, status=status)
     app = Starlette(routes=[Route("/v1/chat/completions", recorder.chat, methods=["POST"])])
     server = BackgroundServer(name="capture server")
     base_url = server.start(app)

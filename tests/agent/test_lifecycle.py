@@ -174,6 +174,30 @@ def test_a_refused_key_is_one_line_and_writes_nothing(tmp_path: Path, tiny_model
     assert server.stats()["requests"] == 0, "no completion was sent"
 
 
+def test_a_key_refused_mid_run_ends_it_in_one_line_and_resumably(tmp_path: Path, tiny_model: str) -> None:
+    """A server that lists no models (so the free check passes) and then refuses every completion with 401."""
+    from tests.capture_server import capture_server
+
+    with capture_server({"examples": []}, status=401) as (base_url, recorder):
+        teacher = {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": base_url,
+            "api_key_env": "DISTILL_TEST_KEY",
+        }
+        spec = write_spec(tmp_path, tiny_model, teacher)
+        run_dir = tmp_path / "run"
+        code, _out, err = finish(distill("run", str(spec), "--run-dir", str(run_dir)))
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "refused the API key (401)" in lines[0] and "distill resume" in lines[0], err
+    assert SECRET not in err and recorder.bodies, "the calls were sent and refused"
+    store = RunStore(run_dir / "run.sqlite")
+    info = store.run_info()
+    store.close()
+    assert info is not None and info.status == "failed"
+
+
 def test_a_bad_data_file_on_resume_is_one_line(tmp_path: Path, tiny_model: str, make_simulator: Any) -> None:
     server = make_simulator(api_key=SECRET)
     spec = write_spec(tmp_path, tiny_model, served_simulator(server), max_rounds=0)
