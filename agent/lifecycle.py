@@ -20,14 +20,14 @@ from pathlib import Path
 
 from agent import console
 from agent.data_files import check_data_files
-from agent.errors import InputError
+from agent.errors import InputError, RunFailure
 from agent.interrupts import RunInterrupted
 from agent.plan import plan_run
 from agent.preflight import check_teacher
 from agent.run_kind import SPEC_FILE, STORE_FILE, RunKind, RunOptions, RunOutcome, load_run_spec
 from agent.run_lock import LOCK_FILE, run_lock
 from agent.runtime import package_versions
-from agent.spec import DialogueRunSpec, RunSpec, check_credentials, load_any_spec
+from agent.spec import RUN_CACHE_FILE, DialogueRunSpec, RunSpec, check_credentials, load_any_spec
 from agent.store import RunStatus, RunStore
 
 AnySpec = RunSpec | DialogueRunSpec
@@ -91,6 +91,10 @@ def _execute(spec: AnySpec, run_dir: Path, options: RunOptions) -> RunOutcome:
     except (RunInterrupted, KeyboardInterrupt):
         store.set_run_status(RunStatus.INTERRUPTED)
         raise RunInterrupted(run_dir) from None
+    except RunFailure as exc:  # the cause is outside the run (a key, the disk): fix it, then resume
+        store.set_run_status(RunStatus.FAILED, "; ".join(exc.problems)[:500])
+        *first, last = exc.problems
+        raise RunFailure([*first, f"{last} — once fixed, continue with: distill resume {run_dir}"]) from None
     except BaseException as exc:
         store.set_run_status(RunStatus.FAILED, f"{type(exc).__name__}: {exc}"[:500])
         raise
@@ -124,14 +128,19 @@ def _new_run_dir(spec: AnySpec, run_dir: Path, *, fresh: bool) -> Iterator[Path]
         yield run_dir
 
 
+# What `--fresh` keeps: the lock, and the teacher's paid answers (the cache and its WAL, which holds
+# committed answers until a checkpoint), so starting over replays them instead of paying again.
+_KEPT_BY_FRESH = (LOCK_FILE, RUN_CACHE_FILE, f"{RUN_CACHE_FILE}-wal", f"{RUN_CACHE_FILE}-shm")
+
+
 def _empty_for_new_run(run_dir: Path, *, fresh: bool) -> None:
-    contents = [p for p in run_dir.iterdir() if p.name != LOCK_FILE]
-    if contents and not fresh:
+    """Refuse a directory that holds anything but the lock; with ``fresh``, empty it but keep the cache."""
+    if any(p.name != LOCK_FILE for p in run_dir.iterdir()) and not fresh:
         raise InputError(
             f"--run-dir: {run_dir} already holds a run — use `distill resume {run_dir}`, another --run-dir, "
-            "or --fresh to start over"
+            "or --fresh to start over (it keeps the teacher's paid answers)"
         )
-    for path in contents:
+    for path in (p for p in run_dir.iterdir() if p.name not in _KEPT_BY_FRESH):
         if path.is_dir():
             shutil.rmtree(path)
         else:

@@ -12,10 +12,10 @@ from agent.classify.context import RunContext
 from agent.classify.loop import LoopResult, run_loop
 from agent.run_kind import RunOptions, RunOutcome
 from agent.runtime import open_teacher
-from agent.spec import RunSpec
+from agent.spec import RUN_CACHE_FILE, RunSpec, response_cache_path
 from agent.store import RunStore
 
-CACHE_FILE = "cache.sqlite"
+CACHE_FILE = RUN_CACHE_FILE  # the default; `teacher.cache` in the spec may name a shared one
 
 
 def memoised_embedder(base_model: str | None) -> Callable[[list[str]], np.ndarray]:
@@ -41,7 +41,7 @@ class ClassifierRun:
 
     def execute(self, spec: RunSpec, run_dir: Path, store: RunStore, options: RunOptions) -> RunOutcome:
         embed = options.embed or memoised_embedder(spec.student.base_model)
-        with open_teacher(spec, store, run_dir / CACHE_FILE) as teacher:
+        with open_teacher(spec, store, response_cache_path(spec, run_dir)) as teacher:
             options.stop.on_request(teacher.stop_dispatch)
             ctx = RunContext(
                 spec=spec,

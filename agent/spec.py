@@ -48,6 +48,10 @@ class ProfileOverrides(_Strict):
     )
 
 
+# The response cache's file in a run directory when the spec names no teacher.cache; `--fresh` keeps it.
+RUN_CACHE_FILE = "cache.sqlite"
+
+
 class _TeacherCommon(_Strict):
     model: str = Field(..., min_length=1, description="Model name sent to the provider.")
     price_input_per_mtok: float = Field(0.0, ge=0, description="USD per 1M input tokens.")
@@ -71,6 +75,12 @@ class _TeacherCommon(_Strict):
     )
     batch_price_factor: float = Field(0.5, gt=0, le=1, description="Batch price ÷ synchronous price.")
     batch_poll_s: float = Field(30.0, gt=0, description="Seconds between polls of a batch job.")
+    cache: Path | None = Field(
+        None,
+        description="The response cache (SQLite) to use; give one path to several specs and a run whose "
+        "requests were already answered pays nothing for them. Relative to the spec's folder; "
+        f"default: <run dir>/{RUN_CACHE_FILE}.",
+    )
 
 
 class RemoteTeacher(_TeacherCommon):
@@ -147,17 +157,35 @@ class LabelSpec(_Strict):
 MAX_LABELS = 2000
 
 
+class ColumnMap(_Strict):
+    """Which column (CSV/TSV header, ``datasets`` feature, JSONL key) holds the text and which the label."""
+
+    text: str = Field("text", min_length=1, description="Column holding the text.")
+    label: str = Field("label", min_length=1, description="Column holding the label (labeled files only).")
+
+
+DATA_FILE_HELP = "JSONL, CSV or TSV (by extension), or a `datasets` folder written by save_to_disk"
+
+
 class ClassificationTask(_Strict):
     kind: Literal["classification"] = "classification"
     description: str = Field(..., min_length=1, description="What the texts are and what the labels mean.")
     labels: list[LabelSpec] = Field(..., min_length=2)
-    seed_examples: Path | None = Field(None, description="Optional JSONL of labeled {text, label} examples.")
-    validation: Path | None = Field(None, description="JSONL; built from teacher-labeled data when absent.")
-    test: Path | None = Field(None, description="JSONL; reported only, never used for a decision.")
+    seed_examples: Path | None = Field(None, description=f"Optional labeled examples: {DATA_FILE_HELP}.")
+    validation: Path | None = Field(
+        None, description=f"Labeled ({DATA_FILE_HELP}); built from teacher-labeled data when absent."
+    )
+    test: Path | None = Field(
+        None, description=f"Labeled ({DATA_FILE_HELP}); reported only, never used for a decision."
+    )
     unlabeled: Path | None = Field(
         None,
-        description="JSONL of {text} from your users, for active learning: "
+        description=f"Texts from your users ({DATA_FILE_HELP}), for active learning: "
         "each round the teacher labels the ones the student is least sure of.",
+    )
+    columns: ColumnMap = Field(
+        default_factory=ColumnMap,
+        description="Column names of the text and label in these files, e.g. {text: utterance, label: intent}.",
     )
 
     @field_validator("labels")
@@ -355,9 +383,30 @@ def _resolve_paths(spec: RunSpec | DialogueRunSpec, base: Path) -> list[str]:
             continue
         resolved = value if value.is_absolute() else (base / value).resolve()
         object.__setattr__(owner, attr, resolved)
-        if not resolved.is_file():
+        if not (resolved.is_file() or (dotted in _FOLDER_FIELDS and resolved.is_dir())):
             problems.append(f"{dotted}: file {value} not found (looked in {base}) — give a path relative to the spec")
-    return problems
+    return problems + _resolve_cache(spec, base)
+
+
+# Fields that may name a `datasets` folder (save_to_disk) instead of a file.
+_FOLDER_FIELDS = ("task.seed_examples", "task.validation", "task.test", "task.unlabeled")
+
+
+def _resolve_cache(spec: RunSpec | DialogueRunSpec, base: Path) -> list[str]:
+    """Make ``teacher.cache`` absolute; it need not exist yet (the first run creates it)."""
+    cache = spec.teacher.cache
+    if cache is None:
+        return []
+    resolved = cache if cache.is_absolute() else (base / cache).resolve()
+    object.__setattr__(spec.teacher, "cache", resolved)
+    if resolved.is_dir():
+        return [f"teacher.cache: {cache} is a directory — give the path of a file, e.g. {cache}/{RUN_CACHE_FILE}"]
+    return []
+
+
+def response_cache_path(spec: RunSpec | DialogueRunSpec, run_dir: Path) -> Path:
+    """Where the run's teacher responses are cached: ``teacher.cache``, else ``<run_dir>/cache.sqlite``."""
+    return spec.teacher.cache or run_dir / RUN_CACHE_FILE
 
 
 _BATCH_PROVIDERS = ("openai", "generic", "simulator")

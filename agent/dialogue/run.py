@@ -14,10 +14,10 @@ from agent.data_files import read_policy
 from agent.dialogue.student import StudentClient, open_student
 from agent.dialogue.teach import TeachContext, teach_loop
 from agent.errors import InputError
-from agent.run import CACHE_FILE, memoised_embedder
+from agent.run import memoised_embedder
 from agent.run_kind import RunOptions, RunOutcome, load_run_spec
 from agent.runtime import open_teacher
-from agent.spec import DialogueRunSpec
+from agent.spec import DialogueRunSpec, response_cache_path
 from agent.store import RunStatus, RunStore
 from agent.strategies import DEPLOY_STATUSES, Retriever, StrategyLibrary
 
@@ -81,7 +81,10 @@ class DialogueRun:
 
     def execute(self, spec: DialogueRunSpec, run_dir: Path, store: RunStore, options: RunOptions) -> RunOutcome:
         embed = options.embed or memoised_embedder(None)
-        with open_teacher(spec, store, run_dir / CACHE_FILE) as teacher, _student(spec, options.student) as client:
+        with (
+            open_teacher(spec, store, response_cache_path(spec, run_dir)) as teacher,
+            _student(spec, options.student) as client,
+        ):
             options.stop.on_request(teacher.stop_dispatch)
             ctx = TeachContext(spec, store, teacher, client, embed, read_policy(spec.task.policy, "task.policy"))
             result = teach_loop(ctx)
