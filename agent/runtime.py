@@ -121,7 +121,7 @@ def _unless_the_run_must_end(results: list[T]) -> list[T]:
     step is not marked done, so ``resume`` sends exactly the missing calls (the rest come from the cache)."""
     refused = next((r for r in results if isinstance(r, KeyRefused)), None)
     if refused is not None:
-        raise RunFailure(f"teacher: {refused}; then `distill resume RUN_DIR` continues (nothing paid is lost)")
+        raise RunFailure(f"teacher: {refused}")
     if any(isinstance(r, NotSent) for r in results):
         raise RunInterrupted()
     return results
