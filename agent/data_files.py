@@ -1,4 +1,10 @@
-"""Reading the user's data files: one object per line, and an error that names the file, line and fix.
+"""Reading the user's data files, and an error that names the file, line and fix.
+
+A labeled or unlabeled data file is JSONL (one object per line), CSV or TSV (by extension: ``.csv``,
+``.tsv``; a header row names the columns), or a folder written by ``datasets``' ``save_to_disk``. The
+spec's ``task.columns`` says which column holds the text and which the label (default ``text`` and
+``label``). CSV line numbers are the ones an editor shows (the header is line 1; a quoted field may
+span lines, and a row is named by the line it starts on); a ``datasets`` row is named by its number.
 
 Every problem is one line, ``<spec field>: <file> line <n> <what is wrong> — <the fix>``, raised as
 ``DataFileError`` (an ``InputError``: the CLI prints it and exits 2, before anything is written).
@@ -10,6 +16,8 @@ accepted, and a line is never read past its length limit.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from collections import defaultdict
@@ -25,7 +33,7 @@ from agent.store import content_hash
 from generators.service_policy import Policy, PolicyError
 
 if TYPE_CHECKING:
-    from agent.spec import DialogueRunSpec, RunSpec
+    from agent.spec import ColumnMap, DialogueRunSpec, RunSpec
 
 # A training example is a message, not a document: students read 64–512 tokens. A line this long is a
 # file that is not JSONL (one missing its line breaks, a pasted dump), and reading it whole costs memory.
@@ -83,20 +91,26 @@ def jsonl_objects(path: Path, field_name: str) -> Iterator[tuple[int, Any]]:
 
 
 def read_jsonl(
-    path: Path, labels: set[str] | None, field_name: str, warnings: list[str] | None = None
+    path: Path,
+    labels: set[str] | None,
+    field_name: str,
+    warnings: list[str] | None = None,
+    columns: ColumnMap | None = None,
 ) -> list[dict[str, str]]:
-    """Rows {text, label} of a JSONL file, each label one of ``labels`` (any label when None).
+    """Rows {text, label} of a data file (JSONL, CSV, TSV or a ``datasets`` folder), each label one of
+    ``labels`` (any label when None); ``columns`` names the file's text and label columns.
 
     A bad line is a ``DataFileError``; a file with no rows is a warning, appended to ``warnings`` or,
     when none is given, printed.
     """
+    text_key, label_key = _keys(columns)
+    shape = _shape(path, text_key, label_key)
     rows = []
-    for number, row in jsonl_objects(path, field_name):
-        where = f"{field_name}: {path} line {number}"
-        text = _string_field(row, "text", where, LABELED_SHAPE)
+    for where, row in _records(path, field_name, (text_key, label_key)):
+        text = _string_field(row, text_key, where, shape)
         if not text.strip():
-            raise DataFileError(f'{where} has an empty "text" — write the example\'s text, or delete the line')
-        label = _string_field(row, "label", where, LABELED_SHAPE)
+            raise DataFileError(f'{where} has an empty "{text_key}" — write the example\'s text, or delete the line')
+        label = _string_field(row, label_key, where, shape)
         if labels is not None and label not in labels:
             raise DataFileError(
                 f"{where} has label {label!r}, not in task.labels — use one of {sorted(labels)}, "
@@ -106,23 +120,28 @@ def read_jsonl(
     if not rows:
         _warn(
             warnings,
-            f"{field_name}: {path} has no examples (it is empty or only blank lines) — add {LABELED_SHAPE} "
-            f"lines, or remove {field_name} from the spec",
+            f"{field_name}: {path} has no examples (it is empty or only blank lines) — add "
+            f"{_some(path, shape)}, or remove {field_name} from the spec",
         )
     return rows
 
 
-def read_texts(path: Path, field_name: str, warnings: list[str] | None = None) -> list[str]:
-    """Distinct non-blank texts of a JSONL file of {"text": ...} lines (other keys are ignored)."""
+def read_texts(
+    path: Path, field_name: str, warnings: list[str] | None = None, columns: ColumnMap | None = None
+) -> list[str]:
+    """Distinct non-blank texts of a data file (JSONL of {"text": ...} lines, CSV, TSV or a ``datasets``
+    folder); other columns are ignored."""
+    text_key, _ = _keys(columns)
+    shape = _shape(path, text_key, None)
     texts: dict[str, str] = {}
-    for number, item in jsonl_objects(path, field_name):
-        text = _string_field(item, "text", f"{field_name}: {path} line {number}", TEXT_SHAPE)
+    for where, item in _records(path, field_name, (text_key,)):
+        text = _string_field(item, text_key, where, shape)
         if text.strip():
             texts.setdefault(content_hash(text), text)
     if not texts:
         _warn(
             warnings,
-            f"{field_name}: {path} has no texts (it is empty or only blank lines) — add {TEXT_SHAPE} lines, "
+            f"{field_name}: {path} has no texts (it is empty or only blank lines) — add {_some(path, shape)}, "
             f"or remove {field_name} from the spec",
         )
     return list(texts.values())
@@ -163,18 +182,19 @@ def check_data_files(spec: RunSpec | DialogueRunSpec) -> list[str]:
 
 
 def _check_classification(spec: RunSpec, warnings: list[str]) -> None:
-    task, labels = spec.task, set(spec.task.label_names)
+    task, labels, columns = spec.task, set(spec.task.label_names), spec.task.columns
     if task.seed_examples is not None:
-        read_jsonl(task.seed_examples, labels, "task.seed_examples", warnings)
-    if task.validation is not None and not read_jsonl(task.validation, labels, "task.validation", []):
+        read_jsonl(task.seed_examples, labels, "task.seed_examples", warnings, columns)
+    if task.validation is not None and not read_jsonl(task.validation, labels, "task.validation", [], columns):
         raise DataFileError(
-            f"task.validation: {task.validation} has no examples — add labeled lines {LABELED_SHAPE}, "
-            "or remove task.validation to have the teacher build one"
+            f"task.validation: {task.validation} has no examples — add labeled rows "
+            f"{_shape(task.validation, columns.text, columns.label)}, or remove task.validation to have the "
+            "teacher build one"
         )
     if task.test is not None:
-        read_jsonl(task.test, labels, "task.test", warnings)
+        read_jsonl(task.test, labels, "task.test", warnings, columns)
     if task.unlabeled is not None:
-        read_texts(task.unlabeled, "task.unlabeled", warnings)
+        read_texts(task.unlabeled, "task.unlabeled", warnings, columns)
 
 
 def _check_dialogue(spec: DialogueRunSpec, warnings: list[str]) -> None:
@@ -205,6 +225,119 @@ def stratified_split(
         first += items[:cut]
         second += items[cut:]
     return first, second
+
+
+# -- records of any format: (where, row) ----------------------------------------------------------------
+
+
+def _keys(columns: ColumnMap | None) -> tuple[str, str]:
+    return ("text", "label") if columns is None else (columns.text, columns.label)
+
+
+def _format(path: Path) -> str:
+    if Path(path).is_dir():
+        return "datasets"
+    suffix = Path(path).suffix.lower()
+    return suffix[1:] if suffix in (".csv", ".tsv") else "jsonl"
+
+
+def _shape(path: Path, text_key: str, label_key: str | None) -> str:
+    """How a good row looks in this file's format, for the fix part of a message."""
+    keys = [text_key] if label_key is None else [text_key, label_key]
+    kind = _format(path)
+    if kind == "jsonl":
+        return "{" + ", ".join(f'{json.dumps(k)}: "..."' for k in keys) + "}"
+    columns = " and ".join(f'"{k}"' for k in keys)
+    if kind == "datasets":
+        return f"rows with {columns} column{'s' * (len(keys) > 1)}"
+    return f"rows under a header naming {columns}"
+
+
+def _some(path: Path, shape: str) -> str:
+    """``shape`` as what to add: JSONL shapes are lines; the others already say rows."""
+    return f"{shape} lines" if _format(path) == "jsonl" else shape
+
+
+def _records(path: Path, field_name: str, needed: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    """(where, row) for every non-blank row; ``where`` names the spec field, file and line (or row)."""
+    kind = _format(path)
+    if kind == "datasets":
+        yield from _saved_records(path, field_name, needed)
+    elif kind in ("csv", "tsv"):
+        yield from _csv_records(path, field_name, needed, "," if kind == "csv" else "\t")
+    else:
+        for number, row in jsonl_objects(path, field_name):
+            yield f"{field_name}: {path} line {number}", row
+
+
+def _csv_records(
+    path: Path, field_name: str, needed: tuple[str, ...], delimiter: str
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Rows of a CSV/TSV file as {column: value}; the header (line 1) must name every ``needed`` column."""
+    text = read_user_text(path, field_name)  # UTF-8 checked, with the bad byte's line; a BOM dropped
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        missing = [name for name in needed if name not in header]
+        if header and missing:
+            raise DataFileError(
+                f"{field_name}: {path} line 1 (the header) has no column {missing[0]!r} (it has {header}) — "
+                f"name the column {missing[0]!r}, or set task.columns to the header's names"
+            )
+        start = reader.line_num + 1
+        for fields in reader:
+            where, start = f"{field_name}: {path} line {start}", reader.line_num + 1
+            if not any(value.strip() for value in fields):
+                continue
+            if len(fields) != len(header):
+                raise DataFileError(
+                    f"{where} has {len(fields)} fields, the header has {len(header)} — quote a field that "
+                    f'holds the delimiter or a line break ("..."), with "" for a quote inside it'
+                )
+            longest = max(len(value) for value in fields)
+            if longest > MAX_LINE_CHARS:
+                raise DataFileError(
+                    f"{where} has a field of {longest:,} characters, over the limit of {MAX_LINE_CHARS:,} — "
+                    "a row holds one example, a message and not a document (is a closing quote missing?)"
+                )
+            yield where, dict(zip(header, fields, strict=True))
+    except csv.Error as exc:
+        raise DataFileError(
+            f"{field_name}: {path} line {reader.line_num} is not valid {kind} ({exc}) — check the quotes: "
+            'a quoted field ends with a quote, and a quote inside one is written ""'
+        ) from None
+
+
+def _saved_records(path: Path, field_name: str, needed: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a ``datasets`` folder written by ``save_to_disk`` (one split)."""
+    from trainers.hf_data import NotADatasetFolder, looks_saved, read_saved
+
+    if not looks_saved(path):
+        raise DataFileError(
+            f"{field_name}: {path} is a directory but not a `datasets` folder (no dataset_info.json) — give a "
+            "JSONL, CSV or TSV file, or a folder written by Dataset.save_to_disk"
+        )
+    try:
+        table = read_saved(path)
+    except NotADatasetFolder as exc:
+        raise DataFileError(
+            f"{field_name}: {path} could not be read as a `datasets` folder ({exc}) — save it again "
+            "with Dataset.save_to_disk"
+        ) from None
+    if table.splits:
+        raise DataFileError(
+            f"{field_name}: {path} holds a DatasetDict with splits {table.splits} — give one split's folder, "
+            f"e.g. {path / table.splits[0]}"
+        )
+    missing = [name for name in needed if name not in table.columns]
+    if missing:
+        raise DataFileError(
+            f"{field_name}: {path} has no column {missing[0]!r} (it has {table.columns}) — set task.columns to "
+            "its column names"
+        )
+    for number, row in enumerate(table.rows, start=1):
+        yield f"{field_name}: {path} row {number}", row
 
 
 # -- one line at a time ----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from agent.data_files import (
     read_user_text,
 )
 from agent.errors import InputError
-from agent.spec import load_any_spec
+from agent.spec import ColumnMap, load_any_spec
 from agent.store import content_hash
 
 LABELS = {"a", "b"}
@@ -163,7 +163,8 @@ def test_missing_directory_and_unreadable_files_are_one_line(tmp_path: Path, mon
         f"task.test: file {missing} not found — check the path"
     )
     assert error_of(lambda: read_unlabeled(tmp_path)) == (
-        f"task.unlabeled: {tmp_path} is a directory — give the path of a file in it"
+        f"task.unlabeled: {tmp_path} is a directory but not a `datasets` folder (no dataset_info.json) — give a "
+        "JSONL, CSV or TSV file, or a folder written by Dataset.save_to_disk"
     )
     assert "is a directory" in error_of(lambda: read_user_text(tmp_path, "spec"))
     locked = write(tmp_path, row("x"))
@@ -281,6 +282,110 @@ def test_check_data_files_for_a_dialogue_spec(tmp_path: Path) -> None:
 def test_the_shipped_examples_pass_the_check() -> None:
     for spec in sorted((ROOT / "examples").glob("*/spec*.yaml")):
         check_data_files(load_any_spec(spec))
+
+
+# -- CSV, TSV and `datasets` folders, with a column mapping ---------------------------------------------------
+
+COLUMNS = ColumnMap(text="utterance", label="intent")
+
+
+def test_csv_and_tsv_rows_with_mapped_columns(tmp_path: Path) -> None:
+    csv_file = write(
+        tmp_path,
+        BOM + b'id,utterance,intent\r\n1,"hello, world",a\r\n\r\n2,"two\nlines ""quoted""",b\r\n',
+        "data.csv",
+    )
+    assert read_jsonl(csv_file, LABELS, FIELD, [], COLUMNS) == [
+        {"text": "hello, world", "label": "a"},
+        {"text": 'two\nlines "quoted"', "label": "b"},
+    ]
+    tsv_file = write(tmp_path, b"utterance\tintent\nfirst\ta\nsecond, with a comma\tb\n", "data.TSV")
+    assert read_jsonl(tsv_file, LABELS, FIELD, [], COLUMNS) == [
+        {"text": "first", "label": "a"},
+        {"text": "second, with a comma", "label": "b"},
+    ]
+    assert read_texts(tsv_file, "task.unlabeled", [], COLUMNS) == ["first", "second, with a comma"]
+    plain = write(tmp_path, b"text,label\nx,a\n", "plain.csv")  # default columns: text and label
+    assert read_jsonl(plain, LABELS, FIELD) == [{"text": "x", "label": "a"}]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # A quoted field spans lines 2-3: the bad row after it is named by the line an editor shows.
+        (b'utterance,intent\n"one\ntwo",a\nthree,zzz\n', "line 4 has label 'zzz', not in task.labels"),
+        (b"utterance,intent\nok,a\n,b\n", 'line 3 has an empty "utterance"'),
+        (b"utterance,intent\nok,a\nx,a,extra\n", "line 3 has 3 fields, the header has 2 — quote a field"),
+        (b"utterance,intent\nonly text\n", "line 2 has 1 fields, the header has 2"),
+        (b"text,label\nx,a\n", "line 1 (the header) has no column 'utterance' (it has ['text', 'label'])"),
+        (b'utterance,intent\nok,a\n"unclosed,a\n', "is not valid CSV (unexpected end of data)"),
+        (b'utterance,intent\nok,a\n"a"b,a\n', "line 3 is not valid CSV ("),
+        (b"utterance,intent\nok,a\ncaf\xe9,a\n", "line 3 is not valid UTF-8 (byte 0xe9 at byte column 4)"),
+        (b"utterance,intent\n" + b"w" * (MAX_LINE_CHARS + 1) + b",a\n", "line 2 has a field of 100,001 characters"),
+    ],
+)
+def test_bad_csv_rows_name_the_line_the_user_sees(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = write(tmp_path, content, "data.csv")
+    message = error_of(lambda: read_jsonl(path, LABELS, FIELD, [], COLUMNS))
+    assert message.startswith(f"{FIELD}: {path} ") and expected in message, message
+
+
+def test_an_empty_csv_warns_like_an_empty_jsonl(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    path = write(tmp_path, b"utterance,intent\n\n", "data.csv")
+    assert read_jsonl(path, LABELS, FIELD, warnings, COLUMNS) == []
+    assert warnings == [
+        f"{FIELD}: {path} has no examples (it is empty or only blank lines) — add rows under a header naming "
+        '"utterance" and "intent", or remove task.seed_examples from the spec'
+    ]
+
+
+def test_a_datasets_folder_with_class_label_names(tmp_path: Path) -> None:
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"utterance": Value("string"), "intent": ClassLabel(names=["a", "b"])})
+    data = Dataset.from_dict({"utterance": ["hi there", "bye"], "intent": [1, 0]}, features=features)
+    data.save_to_disk(str(tmp_path / "one"))
+    assert read_jsonl(tmp_path / "one", LABELS, FIELD, [], COLUMNS) == [
+        {"text": "hi there", "label": "b"},
+        {"text": "bye", "label": "a"},
+    ]
+    assert read_texts(tmp_path / "one", "task.unlabeled", [], COLUMNS) == ["hi there", "bye"]
+    assert "has no column 'text' (it has ['utterance', 'intent']) — set task.columns" in error_of(
+        lambda: read_jsonl(tmp_path / "one", LABELS, FIELD)
+    )
+    DatasetDict({"train": data, "test": data}).save_to_disk(str(tmp_path / "both"))
+    assert (
+        f"holds a DatasetDict with splits ['test', 'train'] — give one split's folder, e.g. {tmp_path}/both/test"
+        in (error_of(lambda: read_jsonl(tmp_path / "both", LABELS, FIELD, [], COLUMNS)))
+    )
+    assert len(read_jsonl(tmp_path / "both" / "train", LABELS, FIELD, [], COLUMNS)) == 2
+    bad = Dataset.from_dict({"utterance": ["fine", "  "], "intent": ["a", "a"]})
+    bad.save_to_disk(str(tmp_path / "bad"))
+    assert error_of(lambda: read_jsonl(tmp_path / "bad", LABELS, FIELD, [], COLUMNS)) == (
+        f'{FIELD}: {tmp_path}/bad row 2 has an empty "utterance" — write the example\'s text, or delete the line'
+    )
+
+
+def test_check_data_files_reads_csv_tsv_and_datasets_folders(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    Dataset.from_dict({"utterance": ["v a", "v a2", "v b", "v b2"], "intent": ["a", "a", "b", "b"]}).save_to_disk(
+        str(tmp_path / "val")
+    )
+    files = {
+        **GOOD_FILES,
+        "seed.csv": b"utterance,intent\nseed a,a\n",
+        "test.tsv": b"utterance\tintent\nt b\tb\n",
+        "unlabeled.csv": b"utterance\nsome text\n",
+    }
+    task = {"seed_examples": "seed.csv", "validation": "val", "test": "test.tsv", "unlabeled": "unlabeled.csv"}
+    spec_path = classification_spec(tmp_path, files, **task, columns={"text": "utterance", "label": "intent"})
+    assert check_data_files(load_any_spec(spec_path)) == []
+    (tmp_path / "test.tsv").write_bytes(b"utterance\tintent\nt b\tb\nt c\tc\n")
+    assert error_of(lambda: check_data_files(load_any_spec(spec_path))).startswith(
+        f"task.test: {tmp_path}/test.tsv line 3 has label 'c', not in task.labels"
+    )
 
 
 # -- property: random and hostile bytes --------------------------------------------------------------------
