@@ -32,6 +32,7 @@ from agent.store.reports import ReportQueries
 from agent.store.rounds import RoundTables, content_hash
 from agent.store.rows import (
     Answer,
+    CallOrigin,
     CallSummary,
     ExampleProvenance,
     ExampleRow,
@@ -61,6 +62,7 @@ class RunStore(RunTables, RoundTables, TeachingTables, ReportQueries):
 __all__ = [
     "MIGRATIONS",
     "Answer",
+    "CallOrigin",
     "CallSummary",
     "ExampleProvenance",
     "ExampleRow",

@@ -123,6 +123,17 @@ class PromptCalls:
     failed: int
 
 
+@dataclass(frozen=True)
+class CallOrigin:
+    """Which prompt (id and version) and model one journaled teacher call used: an example's provenance."""
+
+    call_id: int
+    prompt_id: str
+    prompt_version: int
+    model: str
+    cache_hit: bool
+
+
 class CallSummary(TypedDict):
     calls: int
     cache_hits: int

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from agent.store.connection import StoreConnection
-from agent.store.rows import CallSummary, PromptUsage, RunInfo, RunStatus
+from agent.store.rows import CallOrigin, CallSummary, PromptUsage, RunInfo, RunStatus
 from generators.journal import CallRecord
 
 
@@ -98,6 +98,14 @@ class RunTables(StoreConnection):
             retries=row["retries"],
             failed=row["failed"],
         )
+
+    def call_origins(self) -> dict[int, CallOrigin]:
+        """Every journaled call's prompt id and version, model and cache hit, by call id."""
+        rows = self._rows("SELECT id, prompt_id, prompt_version, model, cache_hit FROM teacher_calls ORDER BY id")
+        return {
+            r["id"]: CallOrigin(r["id"], r["prompt_id"], int(r["prompt_version"]), r["model"], bool(r["cache_hit"]))
+            for r in rows
+        }
 
     def adaptations(self) -> list[str]:
         """Each distinct way a request was changed to be accepted by the provider, in order of first use."""
