@@ -361,9 +361,8 @@ def _share(n: Any, total: int) -> str:
 
 
 def _rounds(rounds: list[Any]) -> str:
-    origins: list[str] = []
-    for row in rounds:
-        origins += [o for o in (row.get("kept_by_origin") or {}) if o not in origins]
+    seen = {origin for row in rounds for origin in row.get("kept_by_origin") or {}}
+    origins = [o for o in ORIGINS if o in seen] + sorted(seen - set(ORIGINS), key=str)
     header = ["round", "stored", "kept", *(f"kept: {o}" for o in origins), "dropped", "drop reasons"]
     lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     for row in rounds:
