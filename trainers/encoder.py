@@ -44,15 +44,15 @@ from trainers.embeddings import (
     quiet_progress,
     resolve_base_model,
 )
+from trainers.export import layout, write_pipeline
 from trainers.model_card import render_model_card
 
 Progress = Callable[[int, int], None]
 
 STUDENT_FILE = "distill_student.json"
 LABELS_FILE = "labels.json"
-HEAD_FILE = "head.safetensors"
 FORMAT = "distill-encoder-classifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the sentence-transformers layout (trainers/export.py); 1: flat encoder + head.safetensors
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class EncoderClassifier:
 
     @classmethod
     def load(cls, directory: str | Path) -> EncoderClassifier:
-        """Restore a folder written by ``save``: same weights, labels, tokenizer and config."""
+        """Restore a folder written by ``save`` (any format version): same weights, labels, tokenizer, config."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
@@ -127,22 +127,30 @@ class EncoderClassifier:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         labels = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
         config = EncoderConfig.from_dict(meta["config"])
-        model = MeanPoolClassifier(load_encoder(str(directory)), len(labels))
-        model.head.load_state_dict(load_file(str(directory / HEAD_FILE)))
-        return cls(labels, config, model, load_tokenizer(str(directory)), head_trained=True)
+        parts = layout(directory)
+        model = MeanPoolClassifier(load_encoder(str(parts.encoder_dir)), len(labels))
+        head = load_file(str(parts.head_file))
+        model.head.load_state_dict({"weight": head[parts.head_keys[0]], "bias": head[parts.head_keys[1]]})
+        return cls(labels, config, model, load_tokenizer(str(parts.encoder_dir)), head_trained=True)
 
     def save(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
-        """Write a ``save_pretrained`` encoder folder plus head, labels, full config and a model card."""
+        """Write a sentence-transformers folder (``trainers.export``) plus labels, full config and a model card."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with quiet_progress():
-            self.model.encoder.save_pretrained(str(directory))
-            self.tokenizer.save_pretrained(str(directory))
-        save_file(
-            {k: v.detach().contiguous() for k, v in self.model.head.state_dict().items()}, str(directory / HEAD_FILE)
+        parts = write_pipeline(
+            directory,
+            hidden_size=int(self.model.head.in_features),
+            labels=self.labels,
+            max_length=self.config.max_length,
         )
+        with quiet_progress():
+            self.model.encoder.save_pretrained(str(parts.encoder_dir))
+            self.tokenizer.save_pretrained(str(parts.encoder_dir))
+        head = self.model.head
+        weight_key, bias_key = parts.head_keys
+        tensors = {weight_key: head.weight.detach().contiguous(), bias_key: head.bias.detach().contiguous()}
+        save_file(tensors, str(parts.head_file))
         labels = json.dumps(self.labels, indent=1, ensure_ascii=False)
         (directory / LABELS_FILE).write_text(labels, encoding="utf-8")
         meta = {
@@ -153,9 +161,7 @@ class EncoderClassifier:
             "config": self.config.model_dump(mode="json"),
             "card": card or {},
         }
-        (directory / STUDENT_FILE).write_text(
-            json.dumps(meta, indent=1, ensure_ascii=False, default=str), encoding="utf-8"
-        )
+        write_student_meta(directory, meta)
         readme = render_model_card(card or {}, labels=self.labels, config=self.config.model_dump(mode="json"))
         (directory / "README.md").write_text(readme, encoding="utf-8")
         return directory
@@ -298,6 +304,17 @@ class EncoderClassifier:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def read_student_meta(directory: Path) -> dict[str, Any]:
+    """``distill_student.json``: format, full training config and the card as data."""
+    meta: dict[str, Any] = json.loads((directory / STUDENT_FILE).read_text(encoding="utf-8"))
+    return meta
+
+
+def write_student_meta(directory: Path, meta: dict[str, Any]) -> None:
+    text = json.dumps(meta, indent=1, ensure_ascii=False, default=str)
+    (directory / STUDENT_FILE).write_text(text, encoding="utf-8")
 
 
 def _check_labels(labels: list[str]) -> None:
