@@ -42,6 +42,7 @@ test: setup
 
 demo: setup
 	$(BIN)/distill run examples/banking77/spec.yaml --run-dir runs/demo-banking77 --fresh
+	$(BIN)/distill report runs/demo-banking77
 
 lint: setup
 	$(BIN)/ruff check .
