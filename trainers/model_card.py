@@ -153,7 +153,7 @@ def card_metadata(card: dict[str, Any], base: BaseModelName | None = None) -> An
         tags=_tags(card),
         datasets=[_flat(name) for name in _as_list(card.get("datasets"))] or None,
         metrics=["accuracy", "f1"] if results else None,
-        model_name=_flat(card.get("task") or "distilled-classifier"),
+        model_name=_flat(card.get("task") or "distilled-classifier") if results else None,
         eval_results=results or None,
     )
 
@@ -211,9 +211,13 @@ def _flat(value: Any) -> str:
 def _body(
     card: dict[str, Any], labels: list[str], config: dict[str, Any], base: BaseModelName, usage: str | None
 ) -> str:
-    title = card.get("task", "text classifier")
+    title = (
+        f"{md_text(_plain(card['task']))} — distilled text classifier"
+        if "task" in card
+        else "Distilled text classifier"
+    )
     parts = [
-        f"# {md_text(_plain(title))} — distilled text classifier\n",
+        f"# {title}\n",
         _summary(card, labels, base),
         _section("Intended use", _intended_use(card, labels, config)),
         _section(f"Labels ({len(labels)})", _labels(labels, card.get("label_descriptions") or {})),
@@ -416,9 +420,14 @@ def _limitations(card: dict[str, Any]) -> str:
 
 def _usage() -> str:
     return (
-        "```python\nfrom sentence_transformers import SentenceTransformer\n\n"
-        'model = SentenceTransformer("path/to/this/folder")\n'
-        'embeddings = model.encode(["some text"])\n```\n\n'
+        "The folder is a sentence-transformers model (Transformer → mean Pooling → Normalize → Dense head): "
+        "`encode` returns the head's logits, one column per label in `labels.json` order.\n\n"
+        "```python\nimport json\nfrom pathlib import Path\n\nfrom sentence_transformers import SentenceTransformer\n\n"
+        'folder = "path/to/this/folder"\n'
+        "model = SentenceTransformer(folder)\n"
+        'labels = json.loads(Path(folder, "labels.json").read_text())\n'
+        'probabilities = model.encode(["some text"], convert_to_tensor=True).softmax(dim=-1)\n'
+        "print(labels[int(probabilities[0].argmax())], float(probabilities[0].max()))\n```\n\n"
         'Or with distill installed: `distill predict path/to/this/folder "some text" --json` '
         "(label and confidence). `distill_student.json` holds the full training config and this card as data."
     )
