@@ -85,7 +85,9 @@ def base_model_name(base_model: str | None) -> BaseModelName:
     """The public name of ``base_model`` (None: the packaged MiniLM); never a path of this machine.
 
     A local folder is named by its config's ``_name_or_path`` when that is a Hub id (not a path that
-    exists here), else by the folder's own name, which is not claimed to be on the Hub.
+    exists here), else by the folder's own name, which is not claimed to be on the Hub. The spec's
+    string itself is never published: students are built from local folders only, so even
+    "org/name" there is a relative path of this machine.
     """
     if base_model is None or _is_packaged(base_model):
         return BaseModelName(PACKAGED_HUB_ID, True)
@@ -93,8 +95,6 @@ def base_model_name(base_model: str | None) -> BaseModelName:
     origin = _config_name(folder)
     if origin and _HUB_ID.match(origin) and not Path(origin).expanduser().exists():
         return BaseModelName(origin, True)
-    if not folder.exists() and _HUB_ID.match(base_model) and "/" in base_model:
-        return BaseModelName(base_model, True)  # named like a Hub id and not a folder here
     return BaseModelName(folder.resolve().name or "base-model", False)
 
 

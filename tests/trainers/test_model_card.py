@@ -240,6 +240,7 @@ def test_base_model_is_named_by_hub_id_never_by_a_local_path(tmp_path: Path) -> 
     assert base_model_name(str(local)) == BaseModelName("my-encoder", False)
     bare = write_folder(tmp_path / "c" / "bare-encoder", None)
     assert base_model_name(str(bare)).name == "bare-encoder"
+    assert base_model_name("models/e5") == BaseModelName("e5", False)  # a relative folder, even if gone
     for folder in (local, bare):
         readme = render_model_card({"task": "t"}, ["a"], {"base_model": str(folder)})
         assert str(tmp_path) not in readme and "base_model" not in front_matter(readme)
