@@ -35,9 +35,9 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #dde3ea;padding
 nav a{margin-right:1em}table{border-collapse:collapse;margin:.6em 0;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#eef2f6}tbody tr:nth-child(even){background:#f8fafc}td.num{text-align:right}
-img{max-width:100%;height:auto;display:block;margin:.6em 0}.note{color:#57606a}
+img{max-width:100%;height:auto;display:block;margin:.6em 0}.figs>div{max-width:100%}.note{color:#57606a}
 .kv th{width:12em}.filters label{margin-right:1em}#examples-table td:last-child{min-width:22em}
-.reasons{margin:.2em 0 .8em 1.2em}
+.reasons{margin:.2em 0 .8em 1.2em}.figs{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
 """
 
 _SCRIPT = """
@@ -53,13 +53,10 @@ _SCRIPT = """
   var selects = {};
   var rows = data;
   var page = 0;
-  function unique(values) {
-    return values.filter(function (v, i) { return values.indexOf(v) === i; });
-  }
   fields.forEach(function (field) {
     var select = document.getElementById("filter-" + field);
     selects[field] = select;
-    var values = unique(data.map(function (e) { return String(e[field]); }));
+    var values = Array.from(new Set(data.map(function (e) { return String(e[field]); })));
     values.sort(function (a, b) { return field === "round" ? a - b : a.localeCompare(b); });
     values.forEach(function (value) {
       var option = document.createElement("option");
@@ -180,6 +177,11 @@ def _image(images: dict[str, bytes], name: str, alt: str) -> str:
     return f'<img id="img-{name}" alt="{html_text(alt)}" src="data:image/png;base64,{encoded}">'
 
 
+def _figures(*parts: str) -> str:
+    """Figures (and a table) side by side where the page is wide enough."""
+    return '<div class="figs">' + "".join(f"<div>{part}</div>" for part in parts if part) + "</div>"
+
+
 def _note(text: str) -> str:
     return f'<p class="note">{html_text(text)}</p>'
 
@@ -194,8 +196,10 @@ def _scores(data: ReportData, images: dict[str, bytes]) -> str:
         "scores",
         _note("Held-back validation alone decides early stopping and the best round; test is reported only."),
         _table(tables.rounds(data), "rounds-table", numeric_from=2),
-        _image(images, "macro_f1_by_round", "macro-F1 per round"),
-        _image(images, "macro_f1_by_cost", "macro-F1 against cumulative teacher cost"),
+        _figures(
+            _image(images, "macro_f1_by_round", "macro-F1 per round"),
+            _image(images, "macro_f1_by_cost", "macro-F1 against cumulative teacher cost"),
+        ),
     )
 
 
@@ -205,8 +209,9 @@ def _per_class(data: ReportData, images: dict[str, bytes]) -> str:
     return _section(
         "per-class",
         _note(f"F1 per label on the {data.per_class_split} split, per round."),
-        _image(images, "per_class_f1", "per-class F1 heatmap"),
-        _table(tables.per_class(data), "per-class-table"),
+        _figures(
+            _image(images, "per_class_f1", "per-class F1 heatmap"), _table(tables.per_class(data), "per-class-table")
+        ),
     )
 
 
@@ -234,8 +239,9 @@ def _calibration(data: ReportData, images: dict[str, bytes]) -> str:
     return _section(
         "calibration",
         _note(f"Expected calibration error {data.calibration.ece:.4f} over {data.calibration.n} test items."),
-        _image(images, "reliability", "reliability diagram"),
-        _table(tables.calibration(data), "calibration-table"),
+        _figures(
+            _image(images, "reliability", "reliability diagram"), _table(tables.calibration(data), "calibration-table")
+        ),
     )
 
 

@@ -32,7 +32,7 @@ def _png(draw: Any, *args: Any, **kwargs: Any) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4), layout="constrained")
+    figure = Figure(figsize=(5.6, 3.8), layout="constrained")
     FigureCanvasAgg(figure)
     draw(figure, *args, **kwargs)
     buffer = io.BytesIO()
@@ -112,7 +112,9 @@ def _reliability(figure: Any, calibration: Calibration, best: int | None) -> Non
         label="accuracy in bin",
     )
     axes.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    axes.plot([b.confidence for b in filled], [b.accuracy for b in filled], "o", color="black", label="mean confidence")
+    axes.plot(
+        [b.confidence for b in filled], [b.accuracy for b in filled], "o", color="black", label="bin: mean confidence"
+    )
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
     axes.set_xlabel("confidence")
