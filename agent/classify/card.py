@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from agent.classify.context import VALIDATION_SPLITS, RunContext
+from agent.classify.guidelines import pair_labels
 from agent.store import ExampleRow, RunStore
 from agent.strategies import StrategyLibrary
 from trainers.bootstrap import intervals_from_evaluation
@@ -59,16 +60,6 @@ def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
         "limitations": limitations(metrics, origins),
         "notes": run_notes(ctx.store),
     }
-
-
-def pair_labels(scope: str, labels: list[str]) -> list[str]:
-    """The two labels of a ``pair:a|b`` scope; a label may itself contain "|", so split where both sides are labels."""
-    pair = scope.removeprefix("pair:")
-    known = set(labels)
-    for at in (i for i, char in enumerate(pair) if char == "|"):
-        if pair[:at] in known and pair[at + 1 :] in known:
-            return [pair[:at], pair[at + 1 :]]
-    return pair.split("|")
 
 
 def confidence_intervals(ctx: RunContext, best: int) -> dict[str, dict[str, Any]]:

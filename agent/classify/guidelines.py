@@ -34,9 +34,19 @@ def pair_guidelines(ctx: RunContext, round: int, feedback: Feedback) -> dict[str
     usable = [s for s in library.current(["proposed", "approved"]) if s.scope.startswith("pair:")]
     per_label: dict[str, list[str]] = defaultdict(list)
     for strategy in usable:
-        for label in strategy.scope.removeprefix("pair:").split("|"):
+        for label in pair_labels(strategy.scope, ctx.labels):
             per_label[label].append(strategy.text)
     return {label: " ".join(texts) for label, texts in per_label.items()}
+
+
+def pair_labels(scope: str, labels: list[str]) -> list[str]:
+    """The two labels of a ``pair:a|b`` scope; a label may itself contain "|", so split where both sides are labels."""
+    pair = scope.removeprefix("pair:")
+    known = set(labels)
+    for at in (i for i, char in enumerate(pair) if char == "|"):
+        if pair[:at] in known and pair[at + 1 :] in known:
+            return [pair[:at], pair[at + 1 :]]
+    return pair.split("|")
 
 
 def _pair_scope(pair: tuple[str, str]) -> str:
