@@ -41,23 +41,27 @@ class DevTools:
 
     def __init__(self, profile: Path) -> None:
         assert CHROMIUM is not None, "chromium is not on PATH: apt-get install chromium"
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-
-        def as_fds_3_and_4() -> None:  # in the child, before exec: the protocol's fixed descriptors
-            read_end, write_end = os.dup(to_browser_r), os.dup(from_browser_w)
-            os.dup2(read_end, 3)
-            os.dup2(write_end, 4)
-
+        commands_in, self._to_browser = os.pipe()
+        self._from_browser, replies_out = os.pipe()
+        # The protocol's pipe is the browser's fds 3 (commands in) and 4 (replies out): bash moves ours
+        # there before exec (no preexec_fn, which is unsafe in a process with threads).
+        moves = f"3<&{commands_in} 4>&{replies_out} {commands_in}<&- {replies_out}>&-"
         self.process = subprocess.Popen(
-            [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            pass_fds=(3, 4),
-            preexec_fn=as_fds_3_and_4,
+            [
+                "bash",
+                "-c",
+                f'exec "$0" "$@" {moves}',
+                CHROMIUM,
+                *BROWSER_FLAGS,
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            pass_fds=(commands_in, replies_out),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        os.close(to_browser_r)
-        os.close(from_browser_w)
+        os.close(commands_in)
+        os.close(replies_out)
         self.events: list[dict[str, Any]] = []
         self._buffer = b""
         self._next_id = 0
@@ -180,7 +184,7 @@ def test_planted_markup_is_text_and_runs_nothing(browser: DevTools, run: Reporte
     assert browser.js("document.querySelectorAll('#injected, mark, b, a[href^=\"javascript\"]').length") == 0
     assert browser.js("[...document.querySelectorAll('a')].every(a => a.getAttribute('href').startsWith('#'))")
     assert browser.js("document.scripts.length") == 2  # the examples' JSON and the browser's script
-    assert browser.js("document.title") == f"distill report: {RunStore(run.run_dir / 'run.sqlite').run_info().name}"  # type: ignore[union-attr]
+    assert browser.js("document.title") == "distill report: tiny"
     # The page asked for nothing but itself (its images are inline data).
     requested = [
         e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"
