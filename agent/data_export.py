@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,8 +134,9 @@ def check_output_folder(run_dir: Path, out: Path, option: str, *, force: bool) -
 def write_folder(out: Path, write: Callable[[Path], None]) -> None:
     """Build ``out`` in a temporary sibling folder, then move it into place (replacing what
     ``check_output_folder`` allowed), so a crash never leaves half a folder under that name."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = out.parent / f".{out.name}.partial"  # one fixed name: the next write clears what a kill left
+    _remove(tmp)
+    tmp.mkdir(parents=True)
     try:
         write(tmp)
         _remove(out)

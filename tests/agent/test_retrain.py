@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +139,25 @@ def test_an_unfinished_run_is_refused(served: tuple[Path, SimulatorServer], tmp_
     assert f"RUN_DIR: {run_dir} is interrupted, not finished — `distill resume {run_dir}` finishes it first" in (
         proc.stderr
     )
+
+
+def test_a_kill_mid_training_leaves_no_model_folder_and_a_rerun_finishes(
+    served: tuple[Path, SimulatorServer], tmp_path: Path
+) -> None:
+    run_dir, server = served
+    before, sent = journal(run_dir), server.stats()["requests"]
+    recipe = tmp_path / "long.yaml"
+    recipe.write_text("min_steps: 2000\n")  # long enough to be killed while training
+    out = tmp_path / "model"
+    args = [sys.executable, "-m", "agent", "train", str(run_dir), "--student", str(recipe), "--out", str(out)]
+    proc = subprocess.Popen(args, env={**os.environ, "DISTILL_QUIET": "1"}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".model.*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not out.exists()  # never half a model under its name
+    recipe.write_text("min_steps: 10\n")
+    assert distill("train", str(run_dir), "--student", str(recipe), "--out", str(out)).returncode == 0
+    assert (out / "labels.json").is_file() and journal(run_dir) == before and server.stats()["requests"] == sent
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.yaml", "model"]  # the killed run's leftovers cleared
