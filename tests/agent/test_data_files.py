@@ -555,3 +555,38 @@ def test_cli_run_with_a_bad_data_file_exits_2_with_one_line_and_writes_nothing(t
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr
     assert f"task.seed_examples: {tmp_path}/seed.jsonl line 2 is not valid UTF-8" in errors[0]
     assert "save the file as UTF-8" in errors[0] and not run_dir.exists()
+
+
+def test_a_run_reads_csv_tsv_and_datasets_files_as_it_reads_jsonl(
+    tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same tiny task with its seed as CSV, validation as TSV and test as a `datasets` folder."""
+    import csv as csv_module
+
+    from datasets import Dataset
+
+    from agent.store import RunStore
+    from tests.run_helpers import FIXTURES, run_spec, served_simulator, write_spec
+
+    monkeypatch.setenv("DISTILL_TEST_KEY", "k")
+    monkeypatch.setenv("DISTILL_QUIET", "1")
+    spec_path = write_spec(tmp_path, tiny_model, served_simulator(make_simulator()), max_rounds=0)
+    rows = {name: read_jsonl(FIXTURES / f"{name}.jsonl", None, name) for name in ("seed", "validation", "test")}
+    for name, delimiter in (("seed.csv", ","), ("validation.tsv", "\t")):
+        with (tmp_path / name).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv_module.DictWriter(handle, ["label", "text"], delimiter=delimiter)
+            writer.writeheader()
+            writer.writerows(rows[name.split(".")[0]])
+    Dataset.from_list(rows["test"]).save_to_disk(str(tmp_path / "test_set"))
+    data = yaml.safe_load(spec_path.read_text())
+    data["task"].update(seed_examples="seed.csv", validation="validation.tsv", test="test_set")
+    spec_path.write_text(yaml.safe_dump(data))
+
+    run_dir, _ = run_spec(spec_path, tmp_path / "run")
+    store = RunStore(run_dir / "run.sqlite")
+    stored = {split: store.examples(split) for split in ("train", "feedback", "heldback", "test")}
+    store.close()
+    assert sorted(e.text for e in stored["train"] if e.origin == "real") == sorted(r["text"] for r in rows["seed"])
+    validation = sorted((e.text, e.label) for e in stored["feedback"] + stored["heldback"])
+    assert validation == sorted((r["text"], r["label"]) for r in rows["validation"])
+    assert [(e.text, e.label) for e in stored["test"]] == [(r["text"], r["label"]) for r in rows["test"]]
