@@ -1,11 +1,11 @@
-"""Commands that use a trained model: ``predict``."""
+"""Commands that use a trained model: ``predict`` and ``export-onnx``."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 
@@ -14,32 +14,84 @@ from agent.cli_errors import fail, handles_errors
 
 def register(app: typer.Typer) -> None:
     app.command()(predict)
+    app.command("export-onnx")(export_onnx)
+
+
+class Classifier(Protocol):
+    labels: list[str]
+
+    def predict(self, texts: list[str]) -> list[tuple[str, float]]: ...
 
 
 @handles_errors
 def predict(
-    model_dir: Annotated[Path, typer.Argument(help="A model folder (e.g. <run>/model).")],
+    model_dir: Annotated[Path, typer.Argument(help="A model folder (e.g. <run>/model) or its onnx/ folder.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
     file: Annotated[Path | None, typer.Option("--file", help="A text file, one text per line, or - for stdin.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSONL: {text, label, confidence} per line.")] = False,
+    onnx: Annotated[
+        bool, typer.Option("--onnx", help="Run MODEL_DIR/onnx (from `distill export-onnx`) instead of PyTorch.")
+    ] = False,
 ) -> None:
-    """Classify texts with a trained student: label and confidence."""
+    """Classify texts with a trained student: label and confidence (PyTorch, or the int8 ONNX graph)."""
     items = list(texts or [])
     if file is not None:
         source = sys.stdin.read() if str(file) == "-" else _read_text(file)
         items += [line for line in source.splitlines() if line.strip()]
     if not items:
         fail("give TEXT arguments or --file FILE")
-    if not (model_dir / "labels.json").is_file():
-        fail(f"MODEL_DIR: {model_dir} is not a distill model (no labels.json) — use <run>/model")
-    from trainers.encoder import EncoderClassifier
-
-    student = EncoderClassifier.load(model_dir)
+    student = _load(model_dir, onnx)
     for text, (label, confidence) in zip(items, student.predict(items), strict=True):
         if as_json:
             typer.echo(json.dumps({"text": text, "label": label, "confidence": round(confidence, 4)}))
         else:
             typer.echo(f"{label}\t{confidence:.3f}\t{text}")
+
+
+def _load(model_dir: Path, onnx: bool) -> Classifier:
+    """The ONNX runner for an onnx/ folder or with --onnx (no torch import); else the PyTorch student."""
+    from trainers.onnx_model import OnnxClassifier, is_onnx_folder, onnx_folder
+
+    if onnx or is_onnx_folder(model_dir):
+        folder = onnx_folder(model_dir)
+        if not is_onnx_folder(folder):
+            fail(f"MODEL_DIR: {model_dir} has no ONNX export — run `distill export-onnx {model_dir}` first")
+        return OnnxClassifier(folder)
+    if not (model_dir / "labels.json").is_file():
+        fail(f"MODEL_DIR: {model_dir} is not a distill model (no labels.json) — use <run>/model")
+    from trainers.encoder import EncoderClassifier
+
+    return EncoderClassifier.load(model_dir)
+
+
+@handles_errors
+def export_onnx(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder (e.g. <run>/model).")],
+    texts: Annotated[
+        Path | None,
+        typer.Option(
+            "--texts",
+            help="Texts to check the ONNX labels on (one per line, or JSONL with 'text'). "
+            "Default: the run's test split when MODEL_DIR is <run>/model.",
+        ),
+    ] = None,
+    min_agreement: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Refuse (exit 1) when ONNX gives PyTorch's label on fewer texts."),
+    ] = 0.99,
+) -> None:
+    """Export the student as one int8 ONNX graph (MODEL_DIR/onnx) after checking its labels against PyTorch."""
+    from agent.classify.export import export_onnx as run_export
+    from agent.classify.export import parity_texts
+
+    if not (model_dir / "labels.json").is_file():
+        fail(f"MODEL_DIR: {model_dir} is not a distill model (no labels.json) — use <run>/model")
+    checked_on = parity_texts(model_dir, texts)
+    entry = run_export(model_dir, checked_on, min_agreement)
+    typer.echo(
+        f"wrote {model_dir / entry['file']} ({entry['size_mb']} MB): same label as PyTorch on "
+        f"{entry['agreement_with_pytorch']:.2%} of {entry['checked_on']}"
+    )
 
 
 def _read_text(path: Path) -> str:
