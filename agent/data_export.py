@@ -33,6 +33,7 @@ from agent.run_kind import SPEC_FILE, STORE_FILE
 from agent.spec import RunSpec
 from agent.store import CallOrigin, ExampleProvenance, RunStore
 from trainers.markup import md_cell, md_text
+from trainers.model_card import public_name
 
 ExportFormat = Literal["jsonl", "hf"]
 DATA_FILE = "examples.jsonl"
@@ -180,7 +181,7 @@ def dataset_card(spec: RunSpec, records: list[dict[str, Any]], usage: dict[str, 
         f"# {md_text(spec.name)} — distilled classification data\n",
         f"{md_text(spec.task.description)}\n",
         f"Written by `distill export` from a distillation run: {len(records):,} examples, "
-        f"{len(spec.task.labels)} labels. Teacher: {md_text(teacher.provider)} / {md_text(teacher.model)} "
+        f"{len(spec.task.labels)} labels. Teacher: {md_text(teacher.provider)} / {md_text(public_name(teacher.model))} "
         f"({usage.get('calls', 0):,} calls, {usage.get('cache_hits', 0):,} from the cache, "
         f"${usage.get('cost_usd', 0.0):.4f}).\n",
         "## Licence and terms — read before you publish\n",
@@ -226,12 +227,12 @@ def _front_matter(spec: RunSpec, n: int) -> str:
 def _licence_caveat(spec: RunSpec) -> str:
     t = spec.teacher
     return (
-        f"Examples with origin *generated* were written, and *active* ones labeled, by the teacher model "
-        f"{md_text(t.model)} ({md_text(t.provider)}). Your provider's terms of use govern that output: many "
-        "forbid using it to build models that compete with theirs, and some restrict redistribution. Examples "
-        "with origin *real* come from your own files and keep their own licence. The licence declared above "
-        f"({md_text(spec.card.license)}, from the spec's `card.license`) is yours to choose within both; "
-        "`other` means no one has chosen yet.\n"
+        "Examples with origin *generated* were written, and *active* ones labeled, by the teacher model "
+        f"{md_text(public_name(t.model))} ({md_text(t.provider)}). Your provider's terms of use govern "
+        "that output: many forbid using it to build models that compete with theirs, and some restrict "
+        "redistribution. Examples with origin *real* come from your own files and keep their own licence. "
+        f"The licence declared above ({md_text(spec.card.license)}, from the spec's `card.license`) is "
+        "yours to choose within both; `other` means no one has chosen yet.\n"
     )
 
 

@@ -27,6 +27,7 @@ from agent.run_kind import STORE_FILE
 from agent.spec import RunSpec
 from agent.store import ExampleRow, RunStatus, RunStore
 from trainers.config import EncoderConfig
+from trainers.model_card import base_model_name, public_name
 
 EVAL_SPLITS = ("feedback", "heldback", "test")
 STUDENTS_DIR = "students"
@@ -177,7 +178,9 @@ def export_student(student: Any, folder: Path, card: dict[str, Any]) -> None:
 
 
 def _card(data: _RunData, config: EncoderConfig, metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The card, like the run's model's; it names no path of this machine (base and teacher by public name)."""
     spec = data.spec
+    base = base_model_name(config.base_model)
     return {
         "task": spec.name,
         "description": spec.task.description,
@@ -185,6 +188,8 @@ def _card(data: _RunData, config: EncoderConfig, metrics: dict[str, dict[str, fl
         "train_examples": len(data.train),
         "labels": spec.task.label_names,
         "label_descriptions": {label.name: label.description for label in spec.task.labels},
+        "base_model": base.name,
+        "base_model_on_hub": base.on_hub,
         "license": spec.card.license,
         "language": list(spec.card.language),
         "tags": list(spec.card.tags),
@@ -192,16 +197,13 @@ def _card(data: _RunData, config: EncoderConfig, metrics: dict[str, dict[str, fl
         "test_note": "test metrics are reported only; no decision was made on any split",
         "training_examples_by_origin": data.origins,
         "dropped_by_filter": data.drops,
-        "teacher": {"provider": spec.teacher.provider, "model": spec.teacher.model},
+        "teacher": {"provider": spec.teacher.provider, "model": public_name(spec.teacher.model)},
         "retrained_from": {
             "run": data.run_id,
             "run_model_macro_f1": data.run_model_metrics,
             "teacher_calls_made": 0,
         },
-        "notes": [
-            "trained on every example the run's filters kept (all rounds), with no new teacher call",
-            f"base model: {config.base_model or 'the packaged all-MiniLM-L6-v2'}",
-        ],
+        "notes": ["trained on every example the run's filters kept (all rounds), with no new teacher call"],
     }
 
 

@@ -97,6 +97,11 @@ def test_another_base_model_and_the_default_folder(
     assert result.model_dir.parent == run_dir / "students" and result.model_dir.name.startswith("encoder-")
     saved = json.loads((result.model_dir / "distill_student.json").read_text())["config"]
     assert saved["base_model"] == str(copy.resolve()) and set(result.metrics) == {"feedback", "heldback", "test"}
+    card = json.loads((result.model_dir / "distill_student.json").read_text())["card"]
+    readme = (result.model_dir / "README.md").read_text()
+    assert card["base_model"] == Path(tiny_model).name and all(
+        str(folder) not in json.dumps(card) + readme for folder in (tmp_path, Path(tiny_model).parent)
+    )
     assert server.stats()["requests"] == sent
 
 
