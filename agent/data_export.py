@@ -287,7 +287,7 @@ def _fields_help() -> str:
         ("split", "see Splits"),
         ("origin", "real, generated or active"),
         ("round", "the round that added it (0: seed and evaluation sets)"),
-        ("kept", "the filters' verdict (null: not filtered; evaluation sets are not filtered)"),
+        ("kept", "the filters' verdict (null: not filtered yet); evaluation examples are stored as given, kept"),
         ("teacher_call_id", "the teacher call that wrote or labeled it (the run's journal, run.sqlite)"),
         ("prompt_id, prompt_version", "the prompt template of that call"),
         ("teacher_model", "the model that answered it"),
