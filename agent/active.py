@@ -10,20 +10,29 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from agent.data_files import read_texts
 from agent.store import content_hash
 
+if TYPE_CHECKING:
+    from agent.spec import ColumnMap
 
-def read_unlabeled(path: Path, field_name: str = "task.unlabeled", warnings: list[str] | None = None) -> list[str]:
+
+def read_unlabeled(
+    path: Path,
+    field_name: str = "task.unlabeled",
+    warnings: list[str] | None = None,
+    columns: ColumnMap | None = None,
+) -> list[str]:
     """Distinct non-empty texts of a JSONL file of {"text": ...} lines (any other keys are ignored).
 
     A bad line is a ``DataFileError`` (an ``InputError``) naming the file, line and fix; a file with no
     text is a warning (into ``warnings``, else printed).
     """
-    return read_texts(path, field_name, warnings)
+    return read_texts(path, field_name, warnings, columns)
 
 
 def margins(probabilities: np.ndarray) -> np.ndarray:

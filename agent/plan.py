@@ -74,7 +74,12 @@ def _seed_texts(spec: RunSpec) -> list[str]:
     """The user's example texts (seed and validation), read as the run reads them: a bad line fails here."""
     labels = set(spec.task.label_names)
     files = [("task.seed_examples", spec.task.seed_examples), ("task.validation", spec.task.validation)]
-    texts = [row["text"] for field, path in files if path is not None for row in read_jsonl(path, labels, field)]
+    texts = [
+        row["text"]
+        for field, path in files
+        if path is not None
+        for row in read_jsonl(path, labels, field, None, spec.task.columns)
+    ]
     return texts or [_STAND_IN]
 
 

@@ -96,7 +96,9 @@ def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
         return []
     used = ctx.store.content_hashes()
     rng = ctx.rng(round, f"active-{loop.active_selection}")
-    pool = candidates(read_unlabeled(path, warnings=[]), used, loop.active_candidates, rng)
+    pool = candidates(
+        read_unlabeled(path, warnings=[], columns=ctx.spec.task.columns), used, loop.active_candidates, rng
+    )
     if not pool:
         console.warn("active learning: every text of task.unlabeled is already in the run")
         return []

@@ -20,13 +20,13 @@ def prepare_evaluation_sets(ctx: RunContext) -> None:
     task, labels = ctx.spec.task, set(ctx.labels)
     rng = ctx.rng(0, "validation")
     if task.validation is not None:
-        validation = read_jsonl(task.validation, labels, "task.validation", [])
+        validation = read_jsonl(task.validation, labels, "task.validation", [], task.columns)
         origin = "real"
     else:
         validation = _teacher_validation(ctx)
         origin = "generated"
     feedback, heldback = stratified_split(validation, ctx.spec.loop.feedback_fraction, rng)
-    test = read_jsonl(task.test, labels, "task.test", []) if task.test else []
+    test = read_jsonl(task.test, labels, "task.test", [], task.columns) if task.test else []
     rows = (
         [{**r, "round": 0, "split": "feedback", "origin": origin, "kept": True} for r in feedback]
         + [{**r, "round": 0, "split": "heldback", "origin": origin, "kept": True} for r in heldback]
@@ -68,7 +68,9 @@ def generate_seed(ctx: RunContext) -> None:
     """Round 0: the user's seed examples plus teacher-written seeds per label, stored unfiltered."""
     labels = set(ctx.labels)
     user_seeds = (
-        read_jsonl(ctx.spec.task.seed_examples, labels, "task.seed_examples", []) if ctx.spec.task.seed_examples else []
+        read_jsonl(ctx.spec.task.seed_examples, labels, "task.seed_examples", [], ctx.spec.task.columns)
+        if ctx.spec.task.seed_examples
+        else []
     )
     rows = [{**r, "round": 0, "split": "train", "origin": "real"} for r in user_seeds]
     per_label = ctx.spec.loop.seed_per_label

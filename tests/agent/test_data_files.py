@@ -590,3 +590,53 @@ def test_a_run_reads_csv_tsv_and_datasets_files_as_it_reads_jsonl(
     validation = sorted((e.text, e.label) for e in stored["feedback"] + stored["heldback"])
     assert validation == sorted((r["text"], r["label"]) for r in rows["validation"])
     assert [(e.text, e.label) for e in stored["test"]] == [(r["text"], r["label"]) for r in rows["test"]]
+
+
+def test_a_run_maps_the_columns_of_every_file(
+    tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """task.columns reaches every reader of the run: seed, validation, test and the unlabeled pool."""
+    import csv as csv_module
+
+    from datasets import Dataset
+
+    from agent.store import RunStore
+    from tests.run_helpers import FIXTURES, run_spec, served_simulator, write_spec
+
+    monkeypatch.setenv("DISTILL_TEST_KEY", "k")
+    monkeypatch.setenv("DISTILL_QUIET", "1")
+    spec_path = write_spec(
+        tmp_path, tiny_model, served_simulator(make_simulator()), max_rounds=1, examples_per_round=0, active_per_round=3
+    )
+    rows = {name: read_jsonl(FIXTURES / f"{name}.jsonl", None, name) for name in ("seed", "validation", "test", "pool")}
+    mapped = {n: [{"utterance": r["text"], "intent": r["label"]} for r in rs] for n, rs in rows.items()}
+    for name, delimiter in (("seed.csv", ","), ("validation.tsv", "\t")):
+        with (tmp_path / name).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv_module.DictWriter(handle, ["intent", "utterance"], delimiter=delimiter)
+            writer.writeheader()
+            writer.writerows(mapped[name.split(".")[0]])
+    Dataset.from_list(mapped["test"]).save_to_disk(str(tmp_path / "test_set"))
+    with (tmp_path / "unlabeled.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv_module.DictWriter(handle, ["utterance"])
+        writer.writeheader()
+        writer.writerows({"utterance": r["utterance"]} for r in mapped["pool"][:40])
+    data = yaml.safe_load(spec_path.read_text())
+    data["task"].update(
+        seed_examples="seed.csv",
+        validation="validation.tsv",
+        test="test_set",
+        unlabeled="unlabeled.csv",
+        columns={"text": "utterance", "label": "intent"},
+    )
+    spec_path.write_text(yaml.safe_dump(data))
+
+    run_dir, _ = run_spec(spec_path, tmp_path / "run")
+    store = RunStore(run_dir / "run.sqlite")
+    stored = {split: store.examples(split) for split in ("train", "feedback", "heldback", "test")}
+    store.close()
+    assert sorted(e.text for e in stored["train"] if e.origin == "real") == sorted(r["text"] for r in rows["seed"])
+    assert len(stored["feedback"] + stored["heldback"]) == len(rows["validation"])
+    assert [(e.text, e.label) for e in stored["test"]] == [(r["text"], r["label"]) for r in rows["test"]]
+    pool_texts = {r["text"] for r in rows["pool"][:40]}
+    active = [e for e in stored["train"] if e.origin == "active"]
+    assert len(active) == 3 and all(e.text in pool_texts for e in active)
