@@ -49,7 +49,14 @@ def run(
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="Where the run lives (default runs/<name>-<time>).")
     ] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete an existing --run-dir first.")] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start over in an existing --run-dir: its records and models are deleted, its cache.sqlite "
+            "(the teacher's paid answers) is kept.",
+        ),
+    ] = False,
 ) -> None:
     """Run a spec: train a classifier, or teach strategies to a student LLM (task.kind dialogue).
 
