@@ -262,6 +262,9 @@ class CardSpec(_Strict):
     )
     language: list[str] = Field(default_factory=lambda: ["en"], description="ISO 639-1 codes of the texts.")
     tags: list[str] = Field(default_factory=list, description="Extra Hub tags for the card.")
+    datasets: list[str] = Field(
+        default_factory=list, description="Hub ids of the datasets the training or evaluation data came from."
+    )
 
 
 class RunSpec(_Strict):

@@ -43,7 +43,7 @@ def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
         "license": ctx.spec.card.license,
         "language": list(ctx.spec.card.language),
         "tags": list(ctx.spec.card.tags),
-        "datasets": list(getattr(ctx.spec.card, "datasets", None) or []),
+        "datasets": list(ctx.spec.card.datasets),
         "metrics": metrics,
         "confidence_intervals": confidence_intervals(ctx, best),
         "test_note": "test metrics are reported only; decisions used the held-back validation split",
