@@ -10,7 +10,9 @@ Banking77 demo student against its PyTorch labels on the 800-text test split:
 - ``per_channel``: one scale per output row of each weight matrix, not one per matrix.
 - ``Gather`` (the embedding tables) is quantized too: most of the encoder's bytes, little error.
 
-The result must agree with PyTorch before it is kept (``check_agreement``): the caller decides on
+Activations are quantized at run time with one scale per batch, so a text's probabilities move a
+little with its batch neighbours (on the demo student, agreement was 99.00% at batch 32 and 99.12%
+at 64, the default). The result must agree with PyTorch before it is kept (``check_agreement``): the caller decides on
 which texts and how close is close enough. Running it (``OnnxClassifier``) needs onnxruntime,
 tokenizers and numpy only, so ``distill predict`` on an ONNX folder never imports torch.
 """
@@ -46,6 +48,7 @@ class Agreement:
     disagreements: int
     max_probability_diff: float  # largest |p_onnx − p_torch| over all texts and labels
     source: str  # where the texts came from (a run's test split, a file)
+    batch_size: int  # activations are quantized per batch, so the batch size is part of the result
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +148,7 @@ def check_agreement(student: Any, onnx: OnnxClassifier, texts: list[str], source
         disagreements=int((~same).sum()),
         max_probability_diff=float(np.abs(torch_proba - onnx_proba).max()),
         source=source,
+        batch_size=onnx.batch_size,
     )
 
 

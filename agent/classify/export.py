@@ -1,4 +1,11 @@
-"""Exporting the best round's model with its card, and its int8 ONNX graph with a parity check."""
+"""Exporting the best round's model with its card, and its int8 ONNX graph with a parity check.
+
+The ONNX graph is a separate step (``distill export-onnx MODEL_DIR``), not part of a run's export:
+a run's result is the PyTorch/sentence-transformers folder, and a deployment format that fails its
+parity check must be refused without failing (or re-running) the run. It also works on any model
+folder, from runs made before it existed, and costs a run nothing (about 10–20 s and 23 MB) unless
+asked for.
+"""
 
 from __future__ import annotations
 

@@ -52,11 +52,13 @@ def test_predict_gives_the_labels_of_the_standard_sentence_transformers_call(mod
 
 
 def test_export_onnx_records_agreement_and_predict_runs_the_onnx_graph(model_dir: Path, texts_file: Path) -> None:
-    done = cli("export-onnx", model_dir, "--texts", texts_file)
+    # A tiny random student has near-ties that int8 may flip (the next test): 0.8 lets this one test recording.
+    done = cli("export-onnx", model_dir, "--texts", texts_file, "--min-agreement", "0.8")
     assert done.exit_code == 0, done.output
     parity = json.loads((model_dir / "onnx" / "parity.json").read_text())
-    assert parity["texts"] == 30 and parity["source"] == "file texts.jsonl" and parity["threshold"] == 0.99
-    assert parity["agreement"] >= 0.99 and f"{parity['agreement']:.2%}" in done.stdout
+    assert parity["texts"] == 30 and parity["source"] == "file texts.jsonl" and parity["threshold"] == 0.8
+    assert parity["batch_size"] == 64
+    assert parity["agreement"] >= 0.8 and f"{parity['agreement']:.2%}" in done.stdout
     card = json.loads((model_dir / "distill_student.json").read_text())["card"]
     assert card["task"] == "tiny" and card["onnx_int8"]["agreement_with_pytorch"] == round(parity["agreement"], 4)
     assert "30 texts (file texts.jsonl)" in (model_dir / "README.md").read_text()
