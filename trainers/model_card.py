@@ -39,6 +39,7 @@ TEMPLATE = "---\n{{ card_data }}\n---\n\n{{ body }}\n"
 
 # Card keys the body renders in its own sections; any other key gets a generic section.
 KNOWN_KEYS = {
+    "onnx_int8",
     "task",
     "description",
     "best_round",
@@ -226,6 +227,7 @@ def _body(
         _section("Teacher", _render(card.get("teacher"))),
         _section("Teacher usage and cost", _cost(card.get("teacher_usage"))),
         _section("Labeling guidelines", _guidelines(card.get("labeling_guidelines"))),
+        _section("ONNX int8", _render(card.get("onnx_int8"))),
         _section("Limitations", _limitations(card)),
         _section("How to use", usage if usage is not None else _usage()),
     ]

@@ -49,17 +49,15 @@ def build_tiny_encoder(
 
 def _fast_tokenizer(texts: list[str], vocab_size: int) -> Any:
     """A BERT-style WordPiece tokenizer ([CLS] text [SEP]) trained on ``texts``, as a fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     if not texts:
         raise ValueError("texts: the tokenizer needs some text to learn a vocabulary from")
-    raw = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    raw = Tokenizer(models.WordPiece(_vocabulary(texts, vocab_size), unk_token="[UNK]"))
     raw.normalizer = normalizers.BertNormalizer(lowercase=True)
     raw.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     raw.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
-    raw.train_from_iterator(texts, trainer)
     cls_id, sep_id = raw.token_to_id("[CLS]"), raw.token_to_id("[SEP]")
     raw.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -75,3 +73,23 @@ def _fast_tokenizer(texts: list[str], vocab_size: int) -> Any:
         mask_token="[MASK]",
         model_max_length=128,
     )
+
+
+def _vocabulary(texts: list[str], vocab_size: int) -> dict[str, int]:
+    """Special tokens, every character (alone and as a ``##`` continuation), then the most frequent words.
+
+    Built by counting, not by the WordPiece trainer: its merges break ties in hash order, so the same texts
+    gave a different vocabulary in each process, and with it a different tiny model per test session.
+    """
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts: dict[str, int] = {}
+    for text in texts:
+        for word, _span in splitter.pre_tokenize_str(normalizer.normalize_str(text)):
+            counts[word] = counts.get(word, 0) + 1
+    characters = sorted({c for word in counts for c in word})
+    tokens = SPECIAL_TOKENS + characters + [f"##{c}" for c in characters]
+    room = max(0, vocab_size - len(tokens))
+    tokens += [w for w in sorted(counts, key=lambda w: (-counts[w], w)) if len(w) > 1][:room]
+    return {token: index for index, token in enumerate(tokens)}

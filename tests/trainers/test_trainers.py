@@ -110,10 +110,12 @@ def test_save_and_load_round_trip(tiny_model: str, tmp_path: Path) -> None:
     }
     student.save(tmp_path / "model", card=card)
     for name in (
-        "config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "head.safetensors",
+        "modules.json",
+        "config_sentence_transformers.json",
+        "0_Transformer/config.json",
+        "0_Transformer/model.safetensors",
+        "0_Transformer/tokenizer.json",
+        "3_Dense/model.safetensors",
         "labels.json",
         "distill_student.json",
         "README.md",
