@@ -244,7 +244,8 @@ def summarise(args: argparse.Namespace, r: dict[str, Any]) -> dict[str, Any]:
     return {
         "texts": len(texts),
         "quick": args.quick,
-        "model": str(args.model) if args.model else "trained here: default recipe on demo seed + pool",
+        # The folder's name only: a path of the machine that ran the bench says nothing to a reader.
+        "model": f"--model …/{args.model.name}" if args.model else "trained here: default recipe on demo seed + pool",
         "model_meta": {k: r["meta"].get(k) for k in ("format_version", "config", "card")},
         "batch_size": BATCH,
         "threads": args.threads,
