@@ -93,12 +93,14 @@ class EncoderClassifier:
         model: MeanPoolClassifier,
         tokenizer: Any,
         head_trained: bool = False,
+        temperature: float = 1.0,
     ) -> None:
         self.labels = list(labels)
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
         self.head_trained = head_trained  # False: the next train() initialises the head first
+        self.temperature = temperature  # logits / T before the softmax (trainers.calibration); 1.0 = none
         self._index = {label: i for i, label in enumerate(self.labels)}
 
     # -- construction -------------------------------------------------------------------------
@@ -131,7 +133,9 @@ class EncoderClassifier:
         model = MeanPoolClassifier(load_encoder(str(parts.encoder_dir)), len(labels))
         head = load_file(str(parts.head_file))
         model.head.load_state_dict({"weight": head[parts.head_keys[0]], "bias": head[parts.head_keys[1]]})
-        return cls(labels, config, model, load_tokenizer(str(parts.encoder_dir)), head_trained=True)
+        temperature = float(meta.get("temperature", 1.0))  # folders from before calibration: none
+        tokenizer = load_tokenizer(str(parts.encoder_dir))
+        return cls(labels, config, model, tokenizer, head_trained=True, temperature=temperature)
 
     def save(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
         """Write a sentence-transformers folder (``trainers.export``) plus labels, full config and a model card."""
@@ -158,6 +162,7 @@ class EncoderClassifier:
             "format_version": FORMAT_VERSION,
             "pooling": "mean",
             "normalize": True,
+            "temperature": self.temperature,
             "config": self.config.model_dump(mode="json"),
             "card": card or {},
         }
@@ -182,6 +187,7 @@ class EncoderClassifier:
             losses, seen = self._optimise(ids, targets, total, progress)
         seconds = time.perf_counter() - started
         self.head_trained = True
+        self.temperature = 1.0  # a temperature fitted to the old weights says nothing about the new ones
         per_epoch = math.ceil(len(texts) / cfg.batch_size)
         return TrainStats(
             steps=total,
@@ -275,7 +281,15 @@ class EncoderClassifier:
     # -- inference ----------------------------------------------------------------------------
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities, shape ``(len(texts), len(labels))``, columns in ``labels`` order."""
+        """Calibrated class probabilities, ``softmax(logits / temperature)``; columns in ``labels`` order."""
+        from trainers.calibration import softmax
+
+        if not texts:
+            return np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        return softmax(self.predict_logits(texts, batch_size), self.temperature)
+
+    def predict_logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """The head's raw logits (no temperature), shape ``(len(texts), len(labels))``."""
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         if not texts:
             return out
@@ -284,7 +298,7 @@ class EncoderClassifier:
         with torch.inference_mode():
             for batch in length_sorted_batches([len(x) for x in ids], batch_size):
                 logits = self.model(*pad_batch([ids[i] for i in batch], pad_id(self.tokenizer)))
-                out[batch] = torch.softmax(logits.double(), dim=-1).numpy()
+                out[batch] = logits.double().numpy()
         return out
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:
@@ -310,6 +324,13 @@ def read_student_meta(directory: Path) -> dict[str, Any]:
     """``distill_student.json``: format, full training config and the card as data."""
     meta: dict[str, Any] = json.loads((directory / STUDENT_FILE).read_text(encoding="utf-8"))
     return meta
+
+
+def save_temperature(directory: Path, temperature: float) -> None:
+    """Record a fitted temperature in a saved folder's ``distill_student.json`` (weights untouched)."""
+    meta = read_student_meta(directory)
+    meta["temperature"] = temperature
+    write_student_meta(directory, meta)
 
 
 def write_student_meta(directory: Path, meta: dict[str, Any]) -> None:

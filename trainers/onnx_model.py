@@ -82,6 +82,7 @@ def export_int8(student: Any, directory: Path) -> Path:
         "pad_id": _pad_id(student.tokenizer),
         "opset": OPSET,
         "quantization": QUANTIZATION,
+        "temperature": float(getattr(student, "temperature", 1.0)),  # probabilities: softmax(logits / T)
     }
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
     return directory
@@ -190,6 +191,7 @@ class OnnxClassifier:
         self.labels: list[str] = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
         self.batch_size = batch_size
         self.pad_id = int(config["pad_id"])
+        self.temperature = float(config.get("temperature", 1.0))  # exports from before calibration: none
         self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
         self.tokenizer.no_padding()  # each batch is padded to its own longest text below
         self.tokenizer.enable_truncation(int(config["max_length"]))
@@ -211,7 +213,7 @@ class OnnxClassifier:
             batch = order[start : start + self.batch_size]
             input_ids, mask = _pad([ids[i] for i in batch], self.pad_id)
             logits = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
-            out[batch] = _softmax(np.asarray(logits, dtype=np.float64))
+            out[batch] = _softmax(np.asarray(logits, dtype=np.float64) / self.temperature)
         return out
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:

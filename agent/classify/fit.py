@@ -61,25 +61,37 @@ def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
 
 
 def evaluate_round(ctx: RunContext, round: int) -> dict[str, dict[str, float]]:
-    """Evaluate on feedback, held-back and test; store metrics and the feedback items for the teacher."""
-    from trainers.encoder import EncoderClassifier
-    from trainers.evaluate import evaluate
+    """Fit the temperature on held-back, then evaluate feedback, held-back and test; store the metrics.
+
+    ``ece`` is measured on the calibrated probabilities (what ``predict`` answers with),
+    ``ece_uncalibrated`` on the plain softmax. The test split is scored, never fitted on.
+    """
+    from trainers.calibration import softmax
+    from trainers.encoder import EncoderClassifier, save_temperature
+    from trainers.evaluate import evaluate, expected_calibration_error
 
     out = ctx.model_dir(round)
     student = EncoderClassifier.load(out)
+    rows_by_split = {split: ctx.store.examples(split) for split in (*VALIDATION_SPLITS, "test")}
+    logits = {split: student.predict_logits([r.text for r in rows]) for split, rows in rows_by_split.items() if rows}
+    temperature = _fit_on_heldback(ctx, rows_by_split["heldback"], logits.get("heldback"))
+    save_temperature(out, temperature)  # before EVALUATED: a rerun after a kill fits the same T again
     summary: dict[str, dict[str, float]] = {}
-    for split in (*VALIDATION_SPLITS, "test"):
-        rows = ctx.store.examples(split)
-        if not rows:
-            continue
-        texts = [r.text for r in rows]
-        evaluation = evaluate([r.label for r in rows], student.predict_proba(texts), ctx.labels, texts=texts)
-        data = evaluation.to_dict()
+    for split, split_logits in logits.items():
+        rows = rows_by_split[split]
+        gold, texts = [r.label for r in rows], [r.text for r in rows]
+        data = evaluate(gold, softmax(split_logits, temperature), ctx.labels, texts=texts).to_dict()
+        raw = softmax(split_logits)
+        targets = [ctx.labels.index(g) for g in gold]
+        ece_raw = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == targets)
+        data |= {"ece_uncalibrated": ece_raw, "temperature": temperature}
         (out / f"eval_{split}.json").write_text(json.dumps(data, indent=1))
         metrics: list[tuple[str, str | None, float]] = [
             ("accuracy", None, data["accuracy"]),
             ("macro_f1", None, data["macro_f1"]),
             ("ece", None, data["ece"]),
+            ("ece_uncalibrated", None, ece_raw),
+            ("temperature", None, temperature),
         ]
         for label, m in data["per_class"].items():
             metrics += [(k, label, float(m[k])) for k in ("precision", "recall", "f1")]
@@ -87,3 +99,12 @@ def evaluate_round(ctx: RunContext, round: int) -> dict[str, dict[str, float]]:
         summary[split] = {"accuracy": data["accuracy"], "macro_f1": data["macro_f1"], "ece": data["ece"]}
     ctx.store.set_round_status(round, RoundStatus.EVALUATED)
     return summary
+
+
+def _fit_on_heldback(ctx: RunContext, rows: list[Any], logits: Any) -> float:
+    """The temperature fitted on held-back logits only; 1.0 (no scaling) for a run without held-back data."""
+    from trainers import calibration
+
+    if not rows or logits is None:
+        return 1.0
+    return calibration.fit_temperature(logits, [ctx.labels.index(r.label) for r in rows])
