@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import typer
@@ -101,3 +102,27 @@ def test_predict_on_a_folder_without_onnx_says_how_to_make_one(model_dir: Path, 
     folder = Path(shutil.copytree(model_dir, tmp_path / "model", ignore=shutil.ignore_patterns("onnx")))
     done = cli("predict", folder, "some text", "--onnx")
     assert done.exit_code == 2 and "distill export-onnx" in done.output
+
+
+def test_predict_answers_with_the_saved_temperature_in_pytorch_and_onnx(
+    model_dir: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    from trainers.calibration import softmax
+    from trainers.encoder import save_temperature
+    from trainers.onnx_model import OnnxClassifier
+
+    folder = Path(shutil.copytree(model_dir, tmp_path / "model", ignore=shutil.ignore_patterns("onnx")))
+    save_temperature(folder, 2.5)
+    texts, _ = tiny_task("test")
+    logits = EncoderClassifier.load(folder).predict_logits(texts)
+    ours = predictions(cli("predict", folder, *texts, "--json"))
+    assert [p["confidence"] for p in ours] == pytest.approx(softmax(logits, 2.5).max(axis=1).tolist(), abs=1e-4)
+
+    assert cli("export-onnx", folder, "--texts", texts_file, "--min-agreement", "0").exit_code == 0
+    onnx = OnnxClassifier(folder / "onnx")
+    assert onnx.temperature == 2.5
+    calibrated = onnx.predict_proba(texts)
+    onnx.temperature = 1.0
+    assert np.allclose(calibrated, softmax(np.log(onnx.predict_proba(texts)), 2.5))
+    onnx_run = predictions(cli("predict", folder, *texts, "--json", "--onnx"))
+    assert [p["confidence"] for p in onnx_run] == pytest.approx(calibrated.max(axis=1).tolist(), abs=1e-4)
