@@ -156,6 +156,12 @@ def _train_and_save(data: _RunData, config: EncoderConfig, folder: Path) -> dict
         stats = student.train(
             [e.text for e in data.train], [e.label for e in data.train], progress=lambda d, t: advance_to(d, t)
         )
+    heldback = data.splits.get("heldback") or []
+    if heldback:  # calibrated like the run's own rounds: on held-back only, never on test
+        from trainers.calibration import fit_temperature
+
+        logits = student.predict_logits([r.text for r in heldback])
+        student.temperature = fit_temperature(logits, [labels.index(r.label) for r in heldback])
     metrics: dict[str, dict[str, float]] = {}
     evaluations: dict[str, dict[str, Any]] = {}
     for split, rows in data.splits.items():

@@ -80,6 +80,17 @@ def test_train_makes_a_working_model_with_no_teacher_call(served: tuple[Path, Si
         assert card["metrics"][split]["macro_f1"] == evaluation["macro_f1"]
         assert f"{split} macro-F1: {evaluation['macro_f1']:.3f}" in proc.stdout
     assert json.loads((out / "labels.json").read_text()) == LABELS and (out / "README.md").is_file()
+    # Calibrated like the run's rounds: the temperature is the held-back fit of the new student's logits.
+    from trainers.calibration import fit_temperature
+    from trainers.encoder import EncoderClassifier
+
+    store = RunStore(run_dir / "run.sqlite")
+    heldback = store.examples("heldback")
+    store.close()
+    student = EncoderClassifier.load(out)
+    logits = student.predict_logits([r.text for r in heldback])
+    assert meta["temperature"] == student.temperature
+    assert student.temperature == fit_temperature(logits, [LABELS.index(r.label) for r in heldback])
 
     predicted = distill("predict", str(out), "--json", "my card never arrived")
     assert predicted.returncode == 0, predicted.stderr
