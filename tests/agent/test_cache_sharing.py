@@ -56,7 +56,8 @@ def test_two_runs_sharing_a_cache_the_second_sends_nothing(
     assert server.stats()["requests"] == sent  # not one HTTP request
     replayed = journal(run_dir)
     assert replayed and all(hit == 1 for _, hit in replayed)
-    assert [h for h, _ in replayed] == [h for h, _ in paid]  # the same requests, answered from the cache
+    # The same requests, answered from the cache (concurrent calls are journaled in completion order).
+    assert sorted(h for h, _ in replayed) == sorted(h for h, _ in paid)
     store = RunStore(run_dir / "run.sqlite")
     assert store.spent() == (0.0, 0)
     store.close()
