@@ -11,6 +11,8 @@ import typer
 
 from agent.cli_errors import fail, handles_errors
 
+DEFER = "defer"  # predict's answer below the deferral threshold
+
 
 def register(app: typer.Typer) -> None:
     app.command()(predict)
@@ -32,6 +34,16 @@ def predict(
     onnx: Annotated[
         bool, typer.Option("--onnx", help="Run MODEL_DIR/onnx (from `distill export-onnx`) instead of PyTorch.")
     ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            max=1.0,
+            help="Answer 'defer' below this confidence (default: the threshold saved with the model, "
+            "chosen on held-back; 0 never defers).",
+        ),
+    ] = None,
 ) -> None:
     """Classify texts with a trained student: label and confidence (PyTorch, or the int8 ONNX graph)."""
     items = list(texts or [])
@@ -41,11 +53,21 @@ def predict(
     if not items:
         fail("give TEXT arguments or --file FILE")
     student = _load(model_dir, onnx)
+    if threshold is None:
+        from trainers.deferral import stored_threshold
+        from trainers.onnx_model import is_onnx_folder, onnx_folder
+
+        threshold = stored_threshold(onnx_folder(model_dir) if onnx or is_onnx_folder(model_dir) else model_dir)
     for text, (label, confidence) in zip(items, student.predict(items), strict=True):
+        deferred = confidence < threshold
         if as_json:
-            typer.echo(json.dumps({"text": text, "label": label, "confidence": round(confidence, 4)}))
+            record = {"text": text, "label": DEFER if deferred else label, "confidence": round(confidence, 4)}
+            if deferred:
+                record["best_label"] = label
+            typer.echo(json.dumps(record))
         else:
-            typer.echo(f"{label}\t{confidence:.3f}\t{text}")
+            shown = f"{DEFER} ({label})" if deferred else label
+            typer.echo(f"{shown}\t{confidence:.3f}\t{text}")
 
 
 def _load(model_dir: Path, onnx: bool) -> Classifier:

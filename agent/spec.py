@@ -267,6 +267,31 @@ class CardSpec(_Strict):
     )
 
 
+class DeploySpec(_Strict):
+    """How the exported model answers: the deferral threshold is chosen on held-back to meet one target."""
+
+    target_accuracy: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Accuracy wanted on the messages the student answers (measured on held-back): "
+        "predict defers below the lowest confidence threshold that reaches it.",
+    )
+    max_defer_rate: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Largest share of messages predict may defer (on held-back): the threshold is "
+        "the highest that defers at most this share.",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeploySpec:
+        if self.target_accuracy is not None and self.max_defer_rate is not None:
+            raise ValueError("deploy: give target_accuracy or max_defer_rate, not both")
+        return self
+
+
 class RunSpec(_Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     task: ClassificationTask
@@ -277,6 +302,7 @@ class RunSpec(_Strict):
     filters: FilterSpec = Field(default_factory=FilterSpec)
     budget: Budget = Field(default_factory=Budget)
     card: CardSpec = Field(default_factory=CardSpec)
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
 
     @property
     def effective_max_rounds(self) -> int:

@@ -32,7 +32,50 @@ def export_best(ctx: RunContext, best: int) -> Path:
     if out.exists():
         shutil.rmtree(out)
     student.save(out, card=model_card(ctx, best))
+    write_deferral(out, deferral_entry(ctx.model_dir(best), ctx.spec.deploy))
     return out
+
+
+DEFERRAL_KEY = "deferral"
+
+
+def deferral_entry(round_dir: Path, deploy: Any) -> dict[str, Any]:
+    """The deferral threshold chosen on the round's held-back items (calibrated), measured on test too.
+
+    Only ``eval_heldback.json`` decides the threshold; ``eval_test.json``, when present, is measured
+    at that threshold for the record.
+    """
+    from trainers.deferral import choose_threshold, coverage_curve, measure
+
+    def items(split: str) -> tuple[list[float], list[bool]] | None:
+        path = round_dir / f"eval_{split}.json"
+        if not path.is_file():
+            return None
+        rows = json.loads(path.read_text(encoding="utf-8")).get("items", [])
+        return [float(r["confidence"]) for r in rows], [bool(r["correct"]) for r in rows]
+
+    heldback = items("heldback") or ([], [])
+    chosen = choose_threshold(*heldback, target_accuracy=deploy.target_accuracy, max_defer_rate=deploy.max_defer_rate)
+    entry: dict[str, Any] = {
+        "threshold": chosen.threshold,
+        "target": {"target_accuracy": deploy.target_accuracy, "max_defer_rate": deploy.max_defer_rate},
+        "chosen_on": "heldback",
+        "reason": chosen.reason,
+        "heldback": {"n": chosen.n, "coverage": chosen.coverage, "accuracy_answered": chosen.accuracy_answered},
+        "curve_heldback": coverage_curve(*heldback),
+    }
+    test = items("test")
+    if test is not None:
+        entry["test"] = measure(*test, chosen.threshold)
+    return entry
+
+
+def write_deferral(model_dir: Path, entry: dict[str, Any]) -> None:
+    from trainers.encoder import read_student_meta, write_student_meta
+
+    meta = read_student_meta(model_dir)
+    meta[DEFERRAL_KEY] = entry
+    write_student_meta(model_dir, meta)
 
 
 @dataclass(frozen=True)
@@ -98,6 +141,7 @@ def export_onnx(model_dir: Path, checked_on: ParityTexts, min_agreement: float =
     shutil.rmtree(staging, ignore_errors=True)
     try:
         onnx_model.export_int8(student, staging)
+        _add_threshold_to_onnx_config(model_dir, staging)
         result = onnx_model.check_agreement(
             student, onnx_model.OnnxClassifier(staging), checked_on.texts, checked_on.source
         )
@@ -115,6 +159,16 @@ def export_onnx(model_dir: Path, checked_on: ParityTexts, min_agreement: float =
     entry = _card_entry(result, model_dir / onnx_model.ONNX_DIR / onnx_model.MODEL_FILE)
     _add_to_card(model_dir, entry)
     return entry
+
+
+def _add_threshold_to_onnx_config(model_dir: Path, onnx_dir: Path) -> None:
+    """The ONNX folder ships alone: it carries the model folder's deferral threshold in its config."""
+    from trainers.deferral import ONNX_CONFIG_FILE, ONNX_CONFIG_KEY, stored_threshold
+
+    path = onnx_dir / ONNX_CONFIG_FILE
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config[ONNX_CONFIG_KEY] = stored_threshold(model_dir)
+    path.write_text(json.dumps(config, indent=1), encoding="utf-8")
 
 
 def _card_entry(result: Any, path: Path) -> dict[str, Any]:

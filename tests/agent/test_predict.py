@@ -126,3 +126,40 @@ def test_predict_answers_with_the_saved_temperature_in_pytorch_and_onnx(
     assert np.allclose(calibrated, softmax(np.log(onnx.predict_proba(texts)), 2.5))
     onnx_run = predictions(cli("predict", folder, *texts, "--json", "--onnx"))
     assert [p["confidence"] for p in onnx_run] == pytest.approx(calibrated.max(axis=1).tolist(), abs=1e-4)
+
+
+def test_predict_defers_below_the_saved_threshold_and_threshold_overrides(
+    model_dir: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    from agent.classify.export import write_deferral
+
+    texts, _ = tiny_task("test")
+    folder = Path(shutil.copytree(model_dir, tmp_path / "model", ignore=shutil.ignore_patterns("onnx")))
+    old = predictions(cli("predict", folder, *texts, "--json"))  # an old folder: no threshold, never defers
+    assert all(p["label"] != "defer" and "best_label" not in p for p in old)
+    confidences = sorted(float(p["confidence"]) for p in old)  # type: ignore[arg-type]
+    cut = confidences[len(confidences) // 2]
+    write_deferral(folder, {"threshold": cut})
+
+    planted = predictions(cli("predict", folder, *texts, "--json"))
+    for before, after in zip(old, planted, strict=True):
+        if float(before["confidence"]) < cut:  # type: ignore[arg-type]
+            assert after == {**before, "label": "defer", "best_label": before["label"]}
+        else:
+            assert after == before
+    assert sum(p["label"] == "defer" for p in planted) == sum(c < cut for c in confidences) > 0
+    assert predictions(cli("predict", folder, *texts, "--json", "--threshold", "0")) == old
+    everything = predictions(cli("predict", folder, *texts, "--json", "--threshold", "1"))
+    assert all(p["label"] == "defer" for p in everything if float(p["confidence"]) < 1)  # type: ignore[arg-type]
+    plain = cli("predict", folder, texts[0], "--threshold", "1").stdout
+    assert plain.startswith("defer (")
+
+    # The ONNX folder carries the threshold in its config (it ships alone).
+    assert cli("export-onnx", folder, "--texts", texts_file, "--min-agreement", "0").exit_code == 0
+    assert json.loads((folder / "onnx" / "onnx_config.json").read_text())["deferral_threshold"] == cut
+    onnx_run = predictions(cli("predict", folder / "onnx", *texts, "--json"))
+    assert all((p["label"] == "defer") == (float(p["confidence"]) < cut) for p in onnx_run)  # type: ignore[arg-type]
+    assert all(
+        p["label"] != "defer"
+        for p in predictions(cli("predict", folder, *texts, "--onnx", "--json", "--threshold", "0"))
+    )

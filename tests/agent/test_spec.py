@@ -294,3 +294,15 @@ def test_invalid_yaml_is_one_line(tmp_path: Path) -> None:
         load_spec(path)
     [problem] = caught.value.problems
     assert "\n" not in problem and "not valid YAML" in problem
+
+
+def test_deploy_takes_at_most_one_target(tmp_path: Path) -> None:
+    assert load_spec(write(tmp_path, GOOD)).deploy.target_accuracy is None  # default: never defer
+    spec = load_spec(write(tmp_path, {**GOOD, "deploy": {"max_defer_rate": 0.2}}))
+    assert spec.deploy.max_defer_rate == 0.2
+    both = {**GOOD, "deploy": {"target_accuracy": 0.9, "max_defer_rate": 0.2}}
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, both))
+    assert any("not both" in p for p in info.value.problems)
+    with pytest.raises(SpecError):
+        load_spec(write(tmp_path, {**GOOD, "deploy": {"target_accuracy": 1.5}}))
