@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import InputError
 from agent.teacher_endpoint import EndpointError, TeacherServerMissing, resolve_endpoint, teacher_server
+from generators.generation import OUT_OF_SCOPE
 from trainers.config import EncoderConfig
 
 
@@ -80,6 +81,12 @@ class _TeacherCommon(_Strict):
         description="The response cache (SQLite) to use; give one path to several specs and a run whose "
         "requests were already answered pays nothing for them. Relative to the spec's folder; "
         f"default: <run dir>/{RUN_CACHE_FILE}.",
+    )
+    audit_model: str | None = Field(
+        None,
+        min_length=1,
+        description="Model asked for the second opinion on labels the audit flags (same endpoint and key); "
+        "default: the teacher's model, with the audit prompt.",
     )
 
 
@@ -187,6 +194,12 @@ class ClassificationTask(_Strict):
         default_factory=ColumnMap,
         description="Column names of the text and label in these files, e.g. {text: utterance, label: intent}.",
     )
+    out_of_scope: bool = Field(
+        False,
+        description=f"Add a 'none of these' outcome ({OUT_OF_SCOPE!r}): the teacher may answer it, generation "
+        "writes near-domain messages that fit no label as negatives, and the student rejects what it should "
+        f"not answer. Labeled files may then use the label {OUT_OF_SCOPE!r}.",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -205,6 +218,11 @@ class ClassificationTask(_Strict):
         duplicates = sorted(name for name, n in counts.items() if n > 1)
         if duplicates:
             raise ValueError(f"duplicate label names {duplicates}; give every label a unique name")
+        if self.out_of_scope and OUT_OF_SCOPE in counts:
+            raise ValueError(
+                f"label {OUT_OF_SCOPE!r} is reserved when out_of_scope is true (it is the 'none of these' "
+                "outcome); remove it from labels or rename it"
+            )
         return self
 
     @property
@@ -231,11 +249,24 @@ class LoopSpec(_Strict):
     batch_per_call: int = Field(10, ge=1, le=50, description="Examples requested per teacher call.")
     validation_per_label: int = Field(10, ge=2, description="When no validation file: teacher-labeled items.")
     active_per_round: int = Field(0, ge=0, description="Texts of task.unlabeled the teacher labels each round.")
-    active_selection: Literal["margin", "random"] = Field(
+    active_selection: Literal["margin", "margin_diversity", "random"] = Field(
         "margin",
         description="margin: smallest top-1 − top-2 probability first (uncertainty sampling); "
+        "margin_diversity: the most uncertain candidates, thinned to a diverse set (k-center on embeddings); "
         "random: a uniform draw (a baseline).",
     )
+    budget_split: Literal["fixed", "adaptive"] = Field(
+        "fixed",
+        description="With generation and task.unlabeled both on: fixed keeps examples_per_round and "
+        "active_per_round; adaptive moves each round's teacher budget toward the source with the higher "
+        "measured held-back gain per dollar, and records why.",
+    )
+    label_audit: bool = Field(
+        True,
+        description="After filtering: flag likely wrong labels by confident learning on out-of-fold "
+        "probabilities; flagged items get a second teacher opinion (relabelled, kept or dropped, with the reason).",
+    )
+    audit_folds: int = Field(5, ge=2, le=20, description="Folds of the out-of-fold probabilities of the label audit.")
     active_candidates: int = Field(
         5000,
         ge=1,

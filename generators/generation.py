@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from generators.prompts import get_template
 from generators.teacher import TeacherRequest
 
+# The "none of these" outcome of a task with out_of_scope: a label the teacher may answer and the student learns.
+OUT_OF_SCOPE = "out_of_scope"
+
 # Attribute diversity (DESIGN §3): each batch asks for a different mix, so the data is not one voice.
 LENGTHS = ("short", "medium", "long")
 REGISTERS = ("casual", "formal", "terse", "frustrated", "polite")

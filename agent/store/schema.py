@@ -75,4 +75,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE teacher_calls ADD COLUMN adaptation TEXT;
     CREATE TABLE plans (id INTEGER PRIMARY KEY CHECK (id = 1), plan_json TEXT NOT NULL, created_at REAL NOT NULL);
     """,
+    # 6: trust in labels — the label audit's outcome per flagged example, and each round's split of the
+    # teacher budget between generation and active labeling.
+    """
+    CREATE TABLE label_audits (
+        id INTEGER PRIMARY KEY, round INTEGER NOT NULL, example_id INTEGER NOT NULL REFERENCES examples(id),
+        given_label TEXT NOT NULL, suggested_label TEXT, second_opinion TEXT, outcome TEXT NOT NULL,
+        reason TEXT NOT NULL, score REAL, teacher_call_id INTEGER, created_at REAL NOT NULL
+    );
+    CREATE INDEX label_audits_round ON label_audits(round);
+    ALTER TABLE rounds ADD COLUMN split_json TEXT;
+    """,
 ]
