@@ -56,6 +56,22 @@ class StoreConnection:
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return list(self._db.execute(sql, tuple(params)))
 
+    def _rows_where(self, table: str, order_by: str, **equal: Any) -> list[sqlite3.Row]:
+        """Rows of ``table`` whose columns equal the given values (a ``None`` value means no condition).
+
+        Column conditions use the ``column__le`` suffix for ``<=``. Names come from the store's own code,
+        never from user input; values are always bound parameters.
+        """
+        clauses, params = [], []
+        for key, value in equal.items():
+            if value is None:
+                continue
+            column, _, operator = key.partition("__")
+            clauses.append(f"{column} {'<=' if operator == 'le' else '='} ?")
+            params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._rows(f"SELECT * FROM {table}{where} ORDER BY {order_by}", params)
+
     def _scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
         row = self._db.execute(sql, tuple(params)).fetchone()
         return None if row is None else row[0]

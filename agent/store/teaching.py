@@ -95,15 +95,8 @@ class TeachingTables(StoreConnection):
 
     def strategy_events(self, *, strategy_id: str | None = None, up_to: int | None = None) -> list[StrategyEvent]:
         """Audit events in order: of one strategy, and/or the first ``up_to`` of the library."""
-        sql = "SELECT * FROM strategy_events WHERE 1=1"
-        params: list[Any] = []
-        if strategy_id is not None:
-            sql += " AND strategy_id=?"
-            params.append(strategy_id)
-        if up_to is not None:
-            sql += " AND seq <= ?"
-            params.append(up_to)
-        return [_event(r) for r in self._rows(sql + " ORDER BY seq", params)]
+        rows = self._rows_where("strategy_events", "seq", strategy_id=strategy_id, seq__le=up_to)
+        return [_event(r) for r in rows]
 
     # -- strategies: writing ----------------------------------------------------------------------
 
@@ -226,15 +219,7 @@ class TeachingTables(StoreConnection):
 
     def answers(self, *, scenario_id: str | None = None, condition: str | None = None) -> list[Answer]:
         """Answers in the order they were stored, of one scenario and/or one condition."""
-        sql = "SELECT * FROM answers WHERE 1=1"
-        params: list[Any] = []
-        if scenario_id is not None:
-            sql += " AND scenario_id=?"
-            params.append(scenario_id)
-        if condition is not None:
-            sql += " AND condition=?"
-            params.append(condition)
-        return [_answer(r) for r in self._rows(sql + " ORDER BY id", params)]
+        return [_answer(r) for r in self._rows_where("answers", "id", scenario_id=scenario_id, condition=condition)]
 
     def delete_answers(self, conditions: Iterable[str]) -> None:
         """Drop every answer given under one of ``conditions`` (an evaluation about to be redone)."""
