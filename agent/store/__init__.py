@@ -14,10 +14,11 @@ Everything else asks :class:`RunStore` named, typed questions and gets frozen ro
   cost plan (``save_plan``, ``plan``).
 * ``rounds.py`` — the classifier loop: rounds, examples, filter decisions, evaluations.
 * ``teaching.py`` — strategy teaching: strategies and audit events, scenarios, answers, learning rounds.
+* ``audits.py`` — the label audit: outcomes per flagged example (kept, relabelled, dropped) and their reasons.
 * ``reports.py`` — read-only questions of the run report: example provenance, per-class scores, cost by round.
 
 **Is this step done?** A classifier round moves through :class:`RoundStatus` in order (generating →
-generated → filtered → trained → evaluated → decided). Each step writes its output and its status in
+generated → filtered → audited → trained → evaluated → decided). Each step writes its output and its status in
 the same transaction, and asks one question before it starts::
 
     if store.round_reached(round, RoundStatus.FILTERED):
@@ -28,15 +29,19 @@ the same transaction, and asks one question before it starts::
 
 from __future__ import annotations
 
+from agent.store.audits import AUDIT_FILTER, AuditTables
 from agent.store.reports import ReportQueries
 from agent.store.rounds import RoundTables, content_hash
 from agent.store.rows import (
     Answer,
+    AuditOutcome,
     CallOrigin,
     CallSummary,
     ExampleProvenance,
     ExampleRow,
     FilterVerdict,
+    LabelAuditRow,
+    NewLabelAudit,
     NewScenario,
     PromptCalls,
     PromptUsage,
@@ -55,18 +60,22 @@ from agent.store.schema import MIGRATIONS
 from agent.store.teaching import TeachingTables
 
 
-class RunStore(RunTables, RoundTables, TeachingTables, ReportQueries):
+class RunStore(RunTables, RoundTables, AuditTables, TeachingTables, ReportQueries):
     """Typed access to ``run.sqlite``. Also the teacher gateway's ``CallJournal``."""
 
 
 __all__ = [
+    "AUDIT_FILTER",
     "MIGRATIONS",
     "Answer",
+    "AuditOutcome",
     "CallOrigin",
     "CallSummary",
     "ExampleProvenance",
     "ExampleRow",
     "FilterVerdict",
+    "LabelAuditRow",
+    "NewLabelAudit",
     "NewScenario",
     "PromptCalls",
     "PromptUsage",

@@ -21,13 +21,16 @@ class RoundStatus(StrEnum):
     GENERATING = "generating"  # the step started (round 0: the evaluation sets are stored)
     GENERATED = "generated"  # its training examples are stored (seed, PGKD, active labels)
     FILTERED = "filtered"  # every new example has its filter verdicts
+    # The label audit's outcomes are stored (or it was skipped). Runs from before the audit existed go
+    # from FILTERED straight to TRAINED; by rank they count as audited, so resume never audits them late.
+    AUDITED = "audited"
     TRAINED = "trained"  # models/round-NN/ holds the student
     EVALUATED = "evaluated"  # metrics of every evaluation split are stored
     DECIDED = "decided"  # the decision, reasons and next quotas are stored: the round is over
 
     @property
     def rank(self) -> int:
-        """Position in the step order (GENERATING 0 … DECIDED 5)."""
+        """Position in the step order (GENERATING 0 … DECIDED 6)."""
         return _ROUND_ORDER.index(self)
 
 
@@ -108,6 +111,45 @@ class ExampleProvenance:
     prompt_id: str | None
     strategy_id: str | None
     verdicts: tuple[FilterVerdict, ...]
+
+
+class AuditOutcome(StrEnum):
+    """What the label audit did with a flagged example (the rule: ``agent.classify.audit``)."""
+
+    KEPT = "kept"  # the second opinion agreed with the given label, or gave no usable answer
+    RELABELLED = "relabelled"  # the example's label is now the second opinion
+    DROPPED = "dropped"  # left out of training (kept=0, filter ``label_audit``)
+
+
+@dataclass(frozen=True)
+class LabelAuditRow:
+    """One flagged example's audit: the label it had, what the audit suggested, what the teacher said."""
+
+    id: int
+    round: int
+    example_id: int
+    given_label: str
+    suggested_label: str | None
+    second_opinion: str | None
+    outcome: AuditOutcome
+    reason: str
+    score: float | None  # the audit's rank score: how sure the out-of-fold model was the label is wrong
+    teacher_call_id: int | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class NewLabelAudit:
+    """A label audit about to be stored (``record_label_audits``)."""
+
+    example_id: int
+    given_label: str
+    suggested_label: str | None
+    second_opinion: str | None
+    outcome: AuditOutcome
+    reason: str
+    score: float | None
+    teacher_call_id: int | None
 
 
 @dataclass(frozen=True)
