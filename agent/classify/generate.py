@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent import console
-from agent.active import candidates, read_unlabeled, select_by_margin
+from agent.active import candidates, read_unlabeled, select_by_margin, select_margin_diversity
 from agent.classify.context import RunContext
 from agent.classify.guidelines import pair_guidelines
 from agent.classify.teacher_calls import collect, rows_from
@@ -88,32 +88,37 @@ def generate_round(ctx: RunContext, round: int, quotas: dict[str, int]) -> None:
     ctx.store.add_examples(rows, mark_round=(round, RoundStatus.GENERATED))
 
 
+def active_count(ctx: RunContext, round: int) -> int:
+    """Texts to label in ``round``: what the previous round's budget split chose (``budget_split:
+    adaptive``, stored with its decision, so a resumed round asks for the same number), else
+    ``loop.active_per_round``."""
+    split = ctx.store.round_split(round - 1)
+    return ctx.spec.loop.active_per_round if split is None else split.labeling
+
+
 def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
-    """The teacher labels the ``active_per_round`` texts of ``task.unlabeled`` that the previous round's
+    """The teacher labels the ``active_count`` texts of ``task.unlabeled`` that the previous round's
     student is least sure of (or a random draw, for the baseline). Texts already in the run are skipped."""
     loop, path = ctx.spec.loop, ctx.spec.task.unlabeled
-    if not loop.active_per_round or path is None:
+    if not loop.active_per_round or path is None or not active_count(ctx, round):
         return []
     used = ctx.store.content_hashes()
-    rng = ctx.rng(round, f"active-{loop.active_selection}")
+    # One candidate draw whatever the selection rule, so margin, margin_diversity and random choose
+    # from the same texts (paired comparisons); the random rule draws from them with its own stream.
     pool = candidates(
-        read_unlabeled(path, warnings=[], columns=ctx.spec.task.columns), used, loop.active_candidates, rng
+        read_unlabeled(path, warnings=[], columns=ctx.spec.task.columns),
+        used,
+        loop.active_candidates,
+        ctx.rng(round, "active-candidates"),
     )
     if not pool:
         console.warn("active learning: every text of task.unlabeled is already in the run")
         return []
-    k = min(loop.active_per_round, len(pool))
+    k = min(active_count(ctx, round), len(pool))
     if loop.active_selection == "random":
-        chosen = rng.sample(pool, k)
+        chosen = ctx.rng(round, "active-random").sample(pool, k)
     else:
-        from trainers.encoder import EncoderClassifier
-
-        console.info(
-            f"round {round} active learning: scoring {len(pool)} unlabeled texts with the round {round - 1} student"
-        )
-        chosen = [
-            pool[i] for i in select_by_margin(EncoderClassifier.load(ctx.model_dir(round - 1)).predict_proba(pool), k)
-        ]
+        chosen = _most_informative(ctx, round, pool, k)
     chunks = [chosen[i : i + loop.batch_per_call] for i in range(0, len(chosen), loop.batch_per_call)]
     requests = label_requests(ctx.task, chosen, per_call=loop.batch_per_call, round=round)
     texts_of = {id(request): chunk for request, chunk in zip(requests, chunks, strict=True)}
@@ -139,3 +144,18 @@ def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
             for i, label in sorted(answered.items())
         ]
     return rows
+
+
+def _most_informative(ctx: RunContext, round: int, pool: list[str], k: int) -> list[str]:
+    """``k`` texts by margin under the previous round's student; ``margin_diversity`` thins the most
+    uncertain ``DIVERSITY_POOL``·k of them to a diverse batch on the run's frozen sentence embeddings."""
+    from trainers.encoder import EncoderClassifier
+
+    console.info(
+        f"round {round} active learning: scoring {len(pool)} unlabeled texts with the round {round - 1} student"
+    )
+    probabilities = EncoderClassifier.load(ctx.model_dir(round - 1)).predict_proba(pool)
+    embed = ctx.embed
+    if ctx.spec.loop.active_selection == "margin" or embed is None:
+        return [pool[i] for i in select_by_margin(probabilities, k)]
+    return [pool[i] for i in select_margin_diversity(probabilities, lambda rows: embed([pool[i] for i in rows]), k)]

@@ -6,12 +6,26 @@ import hashlib
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from agent.store.connection import StoreConnection
-from agent.store.rows import ExampleRow, RoundRow, RoundStatus, SplitCount
+from agent.store.rows import ExampleRow, PromptUsage, RoundRow, RoundStatus, SplitCount
 
 MarkRound = tuple[int, RoundStatus | str]
+
+
+@dataclass(frozen=True)
+class RoundSplit:
+    """How a round's decision split the next round's teacher budget (``loop.budget_split: adaptive``).
+
+    ``record`` is the whole stored ``rounds.split_json``: what was measured, the split and why; the two
+    counts are the ones the next round's steps use.
+    """
+
+    generation: int  # teacher-written examples the next round asks for
+    labeling: int  # texts of task.unlabeled the teacher labels next round
+    record: dict[str, Any]
 
 
 def content_hash(text: str) -> str:
@@ -61,14 +75,61 @@ class RoundTables(StoreConnection):
             (idx, RoundStatus(status), time.time()),
         )
 
-    def finish_round(self, idx: int, decision: str, reasons: list[str], quotas: dict[str, int], model_dir: str) -> None:
-        """Store the round's decision and next quotas, and mark it DECIDED, in one transaction."""
+    def finish_round(
+        self,
+        idx: int,
+        decision: str,
+        reasons: list[str],
+        quotas: dict[str, int],
+        model_dir: str,
+        split: dict[str, Any] | None = None,
+    ) -> None:
+        """Store the round's decision, next quotas and budget split, and mark it DECIDED, in one transaction.
+
+        ``split`` (``budget_split: adaptive``) must hold integer ``generation`` and ``labeling`` counts.
+        """
         with self._transaction() as db:
             db.execute(
                 "UPDATE rounds SET status=?, finished_at=?, decision=?, reasons_json=?, quotas_json=?,"
-                " model_dir=? WHERE idx=?",
-                (RoundStatus.DECIDED, time.time(), decision, json.dumps(reasons), json.dumps(quotas), model_dir, idx),
+                " model_dir=?, split_json=? WHERE idx=?",
+                (
+                    RoundStatus.DECIDED,
+                    time.time(),
+                    decision,
+                    json.dumps(reasons),
+                    json.dumps(quotas),
+                    model_dir,
+                    None if split is None else json.dumps(split),
+                    idx,
+                ),
             )
+
+    def round_split(self, idx: int) -> RoundSplit | None:
+        """The budget split round ``idx`` decided for the next round; None when it made none (a fixed split)."""
+        text = self._scalar("SELECT split_json FROM rounds WHERE idx=?", (idx,))
+        if text is None:
+            return None
+        record = dict(json.loads(text))
+        return RoundSplit(int(record["generation"]), int(record["labeling"]), record)
+
+    def round_cost_by_prompt(self, idx: int) -> dict[str, PromptUsage]:
+        """Each prompt's successful teacher calls in round ``idx``, once per request: calls, tokens, USD.
+
+        What the round's data cost to buy, whoever paid: a resumed run's replay of a paid call is not a
+        second call, and a call answered from the shared response cache counts with its tokens (unlike
+        ``calls_by_prompt``, this run's bill). Failed calls bought nothing and are left out.
+        """
+        rows = self._rows(
+            "SELECT prompt_id, COUNT(*) n, SUM(tin) tin, SUM(tout) tout, SUM(usd) usd FROM ("
+            " SELECT prompt_id, MAX(tokens_in) tin, MAX(tokens_out) tout, MAX(cost_usd) usd FROM teacher_calls"
+            " WHERE round=? AND status='ok' GROUP BY prompt_id, request_hash, sample_index"
+            ") GROUP BY prompt_id ORDER BY prompt_id",
+            (idx,),
+        )
+        return {
+            r["prompt_id"]: PromptUsage(calls=r["n"], tokens_in=r["tin"], tokens_out=r["tout"], usd=r["usd"])
+            for r in rows
+        }
 
     def round_rows(self) -> list[RoundRow]:
         """Every round so far, in order."""
