@@ -218,6 +218,7 @@ def _trainer(
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every trainable weight gets a gradient; skip DDP's extra graph walk
     )
     callbacks = [_progress_callback(progress)] if progress is not None else []
     trainer = SFTTrainer(

@@ -139,3 +139,15 @@ def test_no_examples_is_an_error(tiny_lm: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no training examples"):
         train_sft([], CausalLMConfig(base_model=str(tiny_lm)), tmp_path / "out", cache_dir=tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_launch_entry_point_names_a_bad_data_line_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainers.sft_launch import main
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"prompt": "hi", "completion": "greeting"}\n{"prompt": "no answer"}\n')
+    assert main(["--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert f"{data}:2: expected" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
