@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import typer
 
@@ -44,6 +44,15 @@ def predict(
             "chosen on held-back; 0 never defers).",
         ),
     ] = None,
+    cascade: Annotated[
+        Path | None,
+        typer.Option(
+            "--cascade",
+            metavar="SPEC_OR_RUN",
+            help="Ask the teacher below the threshold, through the run's gateway: its cache (repeats are free), "
+            "journal and budget. A run directory, or a spec when MODEL_DIR is that run's model folder.",
+        ),
+    ] = None,
 ) -> None:
     """Classify texts with a trained student: label and confidence (PyTorch, or the int8 ONNX graph)."""
     items = list(texts or [])
@@ -52,12 +61,16 @@ def predict(
         items += [line for line in source.splitlines() if line.strip()]
     if not items:
         fail("give TEXT arguments or --file FILE")
+    target = _cascade_target(cascade, model_dir) if cascade is not None else None  # bad input: before any work
     student = _load(model_dir, onnx)
     if threshold is None:
         from trainers.deferral import stored_threshold
         from trainers.onnx_model import is_onnx_folder, onnx_folder
 
         threshold = stored_threshold(onnx_folder(model_dir) if onnx or is_onnx_folder(model_dir) else model_dir)
+    if target is not None:
+        _answer_with_cascade(target, items, student, threshold, as_json)
+        return
     for text, (label, confidence) in zip(items, student.predict(items), strict=True):
         deferred = confidence < threshold
         if as_json:
@@ -68,6 +81,37 @@ def predict(
         else:
             shown = f"{DEFER} ({label})" if deferred else label
             typer.echo(f"{shown}\t{confidence:.3f}\t{text}")
+
+
+def _cascade_target(spec_or_run: Path, model_dir: Path) -> Any:
+    from agent.cascade import resolve_target
+    from trainers.onnx_model import is_onnx_folder
+
+    folder = model_dir.parent if is_onnx_folder(model_dir) else model_dir  # <run>/model/onnx → <run>/model
+    labels_file = folder / "labels.json"
+    if not labels_file.is_file():
+        fail(f"MODEL_DIR: {model_dir} is not a distill model (no labels.json) — use <run>/model")
+    return resolve_target(spec_or_run, folder, json.loads(labels_file.read_text(encoding="utf-8")))
+
+
+def _answer_with_cascade(target: Any, items: list[str], student: Classifier, threshold: float, as_json: bool) -> None:
+    """Student answers at or above ``threshold``, the teacher below; a summary line on stderr."""
+    from agent.cascade import cascade
+    from agent.console import console
+
+    result = cascade(target, items, student.predict(items), threshold, student.labels)
+    for a in result.answers:
+        if as_json:
+            record: dict[str, Any] = {"text": a.text, "label": a.label, "confidence": round(a.confidence, 4)}
+            record["source"] = a.source
+            if a.label != a.student_label:
+                record["student_label"] = a.student_label
+            typer.echo(json.dumps(record))
+        else:
+            shown = f"{a.label} ({a.student_label})" if a.label == DEFER else a.label
+            typer.echo(f"{shown}\t{a.confidence:.3f}\t{a.source}\t{a.text}")
+    # Always printed (stderr, so --json output stays JSONL): what the teacher was asked and what it cost.
+    console.print(result.summary(), markup=False, soft_wrap=True)
 
 
 def _load(model_dir: Path, onnx: bool) -> Classifier:

@@ -115,6 +115,40 @@ def measure(confidences: Any, correct: Any, threshold: float) -> dict[str, float
     }
 
 
+@dataclass(frozen=True)
+class TeacherCost:
+    """What the teacher charges to label one text, and how that was found out (shown beside every cost)."""
+
+    usd_per_text: float
+    source: str  # "measured" (the run's journal of paid label calls) or "estimated" (spec prices × prompt size)
+    detail: str  # e.g. "$0.0123 over 40 paid label calls, 200 texts"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cost_curve(
+    curve: list[dict[str, float]], cost: TeacherCost, teacher_accuracy: float | None = None
+) -> list[dict[str, float]]:
+    """The coverage curve with what a cascade costs and (when the teacher's accuracy is known) gets right.
+
+    At a threshold the student answers ``coverage`` of the messages and the teacher the rest, so the
+    teacher bill per 1,000 messages is ``(1 - coverage) × usd_per_text × 1000`` (the student's own
+    compute is not counted). ``cascade_accuracy`` counts the teacher's answers at ``teacher_accuracy``:
+    ``coverage × accuracy + (1 - coverage) × teacher_accuracy``; without a measured teacher accuracy it
+    is left out rather than guessed.
+    """
+    rows = []
+    for point in curve:
+        row = {**point, "cost_per_1k": (1.0 - point["coverage"]) * cost.usd_per_text * 1000}
+        if teacher_accuracy is not None:
+            row["cascade_accuracy"] = (
+                point["coverage"] * point["accuracy"] + (1.0 - point["coverage"]) * teacher_accuracy
+            )
+        rows.append(row)
+    return rows
+
+
 STUDENT_FILE = "distill_student.json"  # trainers.encoder.STUDENT_FILE (not imported: that module needs torch)
 ONNX_CONFIG_FILE = "onnx_config.json"  # trainers.onnx_model.CONFIG_FILE
 ONNX_CONFIG_KEY = "deferral_threshold"

@@ -18,6 +18,7 @@ from typing import Any
 from agent.classify.card import model_card
 from agent.classify.context import RunContext
 from agent.errors import InputError, RunFailure
+from trainers.deferral import TeacherCost
 
 MIN_AGREEMENT = 0.99  # the int8 graph must give PyTorch's label on at least this share of texts
 CARD_KEY = "onnx_int8"
@@ -32,20 +33,28 @@ def export_best(ctx: RunContext, best: int) -> Path:
     if out.exists():
         shutil.rmtree(out)
     student.save(out, card=model_card(ctx, best))
-    write_deferral(out, deferral_entry(ctx.model_dir(best), ctx.spec.deploy))
+    write_deferral(out, deferral_entry(ctx.model_dir(best), ctx.spec.deploy, _teacher_cost(ctx)))
     return out
+
+
+def _teacher_cost(ctx: RunContext) -> Any:
+    from agent.coverage import teacher_cost
+
+    return teacher_cost(ctx.store, ctx.spec, [e.text for e in ctx.store.examples("heldback")])
 
 
 DEFERRAL_KEY = "deferral"
 
 
-def deferral_entry(round_dir: Path, deploy: Any) -> dict[str, Any]:
+def deferral_entry(round_dir: Path, deploy: Any, cost: TeacherCost | None = None) -> dict[str, Any]:
     """The deferral threshold chosen on the round's held-back items (calibrated), measured on test too.
 
     Only ``eval_heldback.json`` decides the threshold; ``eval_test.json``, when present, is measured
-    at that threshold for the record.
+    at that threshold for the record, and its own curve is kept beside held-back's so a reader can see
+    how far the held-back curve holds. With the teacher's ``cost`` per labeled text, each curve point
+    carries the cascade's teacher bill per 1,000 messages (``trainers.deferral.cost_curve``).
     """
-    from trainers.deferral import choose_threshold, coverage_curve, measure
+    from trainers.deferral import choose_threshold, cost_curve, coverage_curve, measure
 
     def items(split: str) -> tuple[list[float], list[bool]] | None:
         path = round_dir / f"eval_{split}.json"
@@ -67,6 +76,12 @@ def deferral_entry(round_dir: Path, deploy: Any) -> dict[str, Any]:
     test = items("test")
     if test is not None:
         entry["test"] = measure(*test, chosen.threshold)
+        entry["curve_test"] = coverage_curve(*test)
+    if cost is not None:
+        entry["teacher_cost"] = cost.to_dict()
+        for key in ("curve_heldback", "curve_test"):
+            if key in entry:
+                entry[key] = cost_curve(entry[key], cost)
     return entry
 
 
