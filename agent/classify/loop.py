@@ -1,6 +1,6 @@
 """The round loop, top to bottom (DESIGN §3):
 
-    spec → seed (round 0) → [generate → filter → train → evaluate → decide] × N → export best
+    spec → seed (round 0) → [generate → filter → audit → train → evaluate → decide] × N → export best
 
 Every step leaves its output durable before the next starts. Each step declares the round status it
 leaves behind, and a step whose round has reached that status is skipped: ``resume`` calls the same
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent import console
+from agent.classify.audit import audit_round
 from agent.classify.context import RunContext
 from agent.classify.decide import decide_round
 from agent.classify.export import export_best
@@ -53,6 +54,10 @@ def _filter(ctx: RunContext, round: int) -> None:
     filter_round(ctx, round)
 
 
+def _audit(ctx: RunContext, round: int) -> None:
+    audit_round(ctx, round)
+
+
 def _train(ctx: RunContext, round: int) -> None:
     train_round(ctx, round)
 
@@ -70,6 +75,7 @@ def _decide(ctx: RunContext, round: int) -> None:
 ROUND_STEPS = (
     Step("generate", RoundStatus.GENERATED, _generate),
     Step("filter", RoundStatus.FILTERED, _filter),
+    Step("audit", RoundStatus.AUDITED, _audit),
     Step("train", RoundStatus.TRAINED, _train),
     Step("evaluate", RoundStatus.EVALUATED, _evaluate),
     Step("decide", RoundStatus.DECIDED, _decide),

@@ -43,11 +43,13 @@ def test_full_loop_end_to_end(
     # PGKD rounds produced generated, filtered examples, each with a recorded verdict.
     generated = store.query("SELECT COUNT(*) FROM examples WHERE round=1 AND origin='generated'")[0][0]
     verdicts = store.query(
-        "SELECT COUNT(*) FROM filter_decisions f JOIN examples e ON e.id=f.example_id WHERE e.round=1"
+        "SELECT COUNT(*) FROM filter_decisions f JOIN examples e ON e.id=f.example_id"
+        " WHERE e.round=1 AND f.filter != 'label_audit'"  # the audit adds a verdict only to what it drops
     )[0][0]
     assert generated > 0 and verdicts == generated
     prompts = {r["prompt_id"] for r in store.query("SELECT prompt_id FROM teacher_calls")}
-    assert prompts == {"seed_generate", "pgkd_generate", "guidelines"}
+    # "audit": the label audit's second opinions on the labels it flagged
+    assert prompts == {"seed_generate", "pgkd_generate", "guidelines", "audit"}
     # Classifier variant of strategy teaching: guidelines for confused pairs sit in the audited library.
     guidelines = store.query("SELECT scope, status FROM strategies WHERE scope LIKE 'pair:%'")
     assert guidelines and all(g["status"] == "proposed" for g in guidelines)
