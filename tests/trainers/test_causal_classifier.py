@@ -1,0 +1,92 @@
+"""Classification as generation: label mapping (malformed outputs included) and constrained scoring on a
+tiny Llama fine-tuned with the real TRL path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainers.causal_classifier import CausalClassifier, classification_prompt, map_to_label
+from trainers.causal_config import CausalLMConfig
+from trainers.sft import SFTExample, train_sft
+from trainers.tiny_causal import build_tiny_causal_lm
+
+LABELS = ["card", "card_arrival", "lost_or_stolen_card"]
+TRAIN = [
+    ("how do I activate my card", "card"),
+    ("is my card a visa", "card"),
+    ("my card never arrived", "card_arrival"),
+    ("when will the new card come", "card_arrival"),
+    ("someone stole my card", "lost_or_stolen_card"),
+    ("I lost my card on the bus", "lost_or_stolen_card"),
+]
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("card_arrival", "card_arrival"),
+        ("  Card Arrival.\n", "card_arrival"),
+        ('"lost-or-stolen-card"', "lost_or_stolen_card"),
+        ("Label: card_arrival", "card_arrival"),
+        ("The answer is lost_or_stolen_card because", "lost_or_stolen_card"),
+        ("card", "card"),
+        ("card_arrivals", None),  # a made-up label is counted as unmappable, not snapped to the nearest
+        ("", None),
+        ("I cannot help with that", None),
+        ("{'label': 42}", None),
+        ("first line names nothing\ncard_arrival", None),  # only the first line is the answer
+    ],
+)
+def test_map_to_label_maps_what_names_a_label_and_nothing_else(output: str, expected: str | None) -> None:
+    assert map_to_label(output, LABELS) == expected
+
+
+def test_two_labels_named_equally_are_not_guessed() -> None:
+    assert map_to_label("card or visa", ["card", "visa"]) is None
+    assert map_to_label("card_arrival or card", LABELS) is None
+    assert map_to_label("it is about card arrival, I think", LABELS) == "card_arrival"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("causal")
+    texts = [t for pair in TRAIN for t in pair] + LABELS
+    lm = build_tiny_causal_lm(root / "lm", texts * 3, hidden_size=64)
+    examples = [SFTExample(classification_prompt(text), label) for text, label in TRAIN]
+    config = CausalLMConfig(base_model=lm, max_steps=80, batch_size=6, learning_rate=5e-3, seed=0)
+    train_sft(examples, config, root / "student", cache_dir=root)
+    CausalClassifier.write_labels(root / "student", LABELS)
+    return root / "student"
+
+
+def test_constrained_scoring_answers_within_the_label_set_with_a_distribution(trained: Path) -> None:
+    student = CausalClassifier(trained, batch_size=4)  # batches smaller than texts × labels: chunking is used
+    texts = [text for text, _ in TRAIN]
+    proba = student.predict_proba(texts)
+    assert proba.shape == (len(TRAIN), len(LABELS))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert [label for label, _ in student.predict(texts)] == [label for _, label in TRAIN]
+    # "card" is a prefix of "card_arrival": scoring the end of turn keeps the shorter name from winning early
+    logits = student.predict_logits(["my card never arrived"])
+    assert logits[0, LABELS.index("card_arrival")] > logits[0, LABELS.index("card")]
+
+
+def test_free_decoding_maps_answers_and_counts_the_unmappable(trained: Path) -> None:
+    student = CausalClassifier(trained)
+    answers = student.generate_free([text for text, _ in TRAIN], max_new_tokens=8)
+    assert answers.labels == [label for _, label in TRAIN]
+    assert answers.unmappable == 0
+    assert [r.strip() for r in answers.raw] == [label for _, label in TRAIN]
+
+
+def test_a_stored_temperature_softens_the_confidence(trained: Path, tmp_path: Path) -> None:
+    sharp = CausalClassifier(trained).predict_proba(["someone stole my card"]).max()
+    CausalClassifier.write_labels(trained, LABELS, temperature=5.0)
+    try:
+        soft = CausalClassifier(trained).predict_proba(["someone stole my card"]).max()
+    finally:
+        CausalClassifier.write_labels(trained, LABELS)
+    assert 1 / len(LABELS) < soft < sharp

@@ -1,0 +1,206 @@
+"""Classification as generation: a causal LM student that writes the label's name.
+
+Training pairs are (message → label name) chats; the SFT lives in ``trainers.sft``. At inference the answer
+is *constrained* to the label set by scoring: each label's tokens (with the end-of-turn token, so that
+``card`` does not win over ``card_arrival`` by stopping early) are scored after the prompt, and the sum of
+their log-probabilities is the label's logit. A softmax over those gives a real distribution, so
+calibration, deferral and confidence-based active learning work exactly as for the encoder.
+
+``decode="free"`` instead lets the model write greedily and maps what it wrote onto a label
+(``map_to_label``); what cannot be mapped is counted, never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LABELS_FILE = "labels.json"
+SYSTEM_PROMPT = "Classify the user's message. Answer with the label name only."
+_SEPARATORS = re.compile(r"[\s\-/]+")
+_STRIP = "\"'`.,;:!?()[]{}<>*"
+
+
+def classification_prompt(text: str) -> list[dict[str, str]]:
+    """The chat the student is trained on and asked with: one definition for training and inference."""
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text}]
+
+
+def normalise_label(text: str) -> str:
+    return _SEPARATORS.sub("_", text.strip().strip(_STRIP).lower()).strip("_")
+
+
+def map_to_label(output: str, labels: Sequence[str]) -> str | None:
+    """The label a free-text answer names, or ``None`` when it names none (or two equally well).
+
+    Exact after normalising case, spaces, hyphens and quotes; else the one label named inside the first
+    line of the answer ("Label: lost_card." → lost_card). Never the nearest by edit distance, never one of
+    two named: a made-up or hedged answer is an error to count, not a guess to hide.
+    """
+    by_norm = {normalise_label(label): label for label in labels}
+    first_line = output.strip().splitlines()[0].lower() if output.strip() else ""
+    if normalise_label(first_line) in by_norm:
+        return by_norm[normalise_label(first_line)]
+    spans = {label: _mentions(first_line, norm) for norm, label in by_norm.items() if norm}
+    # A mention inside a longer label's mention is part of it ("card" in "card arrival"), not a second answer.
+    named = {label for label, mine in spans.items() if any(_stands_alone(span, label, spans) for span in mine)}
+    return named.pop() if len(named) == 1 else None
+
+
+def _stands_alone(span: tuple[int, int], label: str, spans: dict[str, list[tuple[int, int]]]) -> bool:
+    """Whether a mention of ``label`` is not part of a longer mention of another label."""
+    start, end = span
+    return not any(
+        a <= start and end <= b and (a, b) != span
+        for other, theirs in spans.items()
+        if other != label
+        for a, b in theirs
+    )
+
+
+def _mentions(line: str, norm: str) -> list[tuple[int, int]]:
+    """Where ``line`` names the label as a whole word group, its parts joined by _, - or spaces
+    ("card" is not named by "card_arrivals": an underscore joins words into one name)."""
+    parts = r"[\s_\-]+".join(re.escape(part) for part in norm.split("_"))
+    return [m.span() for m in re.finditer(rf"(?<![a-z0-9_]){parts}(?![a-z0-9_])", line)]
+
+
+@dataclass(frozen=True)
+class FreeAnswers:
+    labels: list[str | None]  # None: the answer named no label
+    raw: list[str]
+
+    @property
+    def unmappable(self) -> int:
+        return sum(label is None for label in self.labels)
+
+
+class CausalClassifier:
+    """A fine-tuned causal LM folder plus its label set (``labels.json``), answering like the encoder."""
+
+    def __init__(self, model_dir: Path, *, batch_size: int = 32) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        self.labels: list[str] = json.loads((self.model_dir / LABELS_FILE).read_text())["labels"]
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model: Any = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=torch.float32, local_files_only=True
+        ).eval()
+        self.batch_size = batch_size
+        self._answers: list[list[int]] | None = None
+        self.temperature = float(json.loads((self.model_dir / LABELS_FILE).read_text()).get("temperature", 1.0))
+
+    @staticmethod
+    def write_labels(model_dir: Path, labels: list[str], temperature: float = 1.0) -> None:
+        (Path(model_dir) / LABELS_FILE).write_text(
+            json.dumps({"labels": labels, "temperature": temperature, "kind": "causal_lm"}, indent=2) + "\n"
+        )
+
+    # -- constrained: score every label ---------------------------------------------------------------------
+
+    def predict_logits(self, texts: list[str]) -> np.ndarray:
+        """Per text and label: the summed log-probability of the label's answer tokens after the prompt."""
+        import torch
+
+        rows = [(t, j) for t in range(len(texts)) for j in range(len(self.labels))]
+        prompts = [self._ids(classification_prompt(text), None) for text in texts]
+        answers = self._label_answers()
+        scores = np.zeros((len(texts), len(self.labels)))
+        for chunk in _chunks(rows, self.batch_size):
+            sequences, answer_spans = [], []
+            for t, j in chunk:
+                prompt = prompts[t]
+                answer = answers[j]
+                sequences.append(prompt + answer)
+                answer_spans.append((len(prompt), len(answer)))
+            ids, mask = _pad_right(sequences, int(self.tokenizer.pad_token_id))
+            with torch.no_grad():
+                log_probs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            for row, ((t, j), (start, length)) in enumerate(zip(chunk, answer_spans, strict=True)):
+                targets = ids[row, start : start + length]
+                predicted = log_probs[row, start - 1 : start + length - 1]
+                scores[t, j] = float(predicted.gather(1, targets.unsqueeze(1)).sum())
+        return scores
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        logits = self.predict_logits(texts) / self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+    def predict(self, texts: list[str]) -> list[tuple[str, float]]:
+        proba = self.predict_proba(texts)
+        return [(self.labels[int(i)], float(p[int(i)])) for p, i in zip(proba, proba.argmax(axis=1), strict=True)]
+
+    # -- free: generate, then map -------------------------------------------------------------------------
+
+    def generate_free(self, texts: list[str], *, max_new_tokens: int = 16) -> FreeAnswers:
+        import torch
+
+        raw = []
+        for text in texts:
+            prompt = self._ids(classification_prompt(text), None)
+            ids = torch.tensor([prompt])
+            with torch.no_grad():
+                out = self.model.generate(
+                    ids,
+                    attention_mask=torch.ones_like(ids),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            raw.append(self.tokenizer.decode(out[0, len(prompt) :], skip_special_tokens=True))
+        return FreeAnswers([map_to_label(r, self.labels) for r in raw], raw)
+
+    # -- tokens -------------------------------------------------------------------------------------------
+
+    def _ids(self, messages: list[dict[str, str]], answer: str | None) -> list[int]:
+        chat = messages if answer is None else [*messages, {"role": "assistant", "content": answer}]
+        ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=answer is None, tokenize=True)
+        if not isinstance(ids, list):  # a BatchEncoding in newer transformers
+            ids = ids["input_ids"]
+        return [int(i) for i in ids]
+
+    def _label_answers(self) -> list[list[int]]:
+        """Each label's answer tokens as training saw them: the chat with the answer minus the prompt, up to
+        the end of turn (the template's newline after it predicts nothing). The same after any message."""
+        if self._answers is None:
+            messages = classification_prompt("-")
+            prompt = self._ids(messages, None)
+            end = self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token)
+            answers = []
+            for label in self.labels:
+                full = self._ids(messages, label)
+                if full[: len(prompt)] != prompt:
+                    raise ValueError("the chat template renders a prompt differently once answered; cannot score")
+                answer = full[len(prompt) :]
+                answers.append(answer[: answer.index(end) + 1] if end in answer else answer)
+            self._answers = answers
+        return self._answers
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _pad_right(sequences: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
