@@ -11,7 +11,8 @@ do not jump from one round to the next.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,118 @@ def decide(state: PolicyInput) -> Decision:
             + ", ".join(f"{c} (error {state.per_class_error[c]:.2f}, {quotas[c]} ex.)" for c in worst)
         )
     return Decision(stop=False, reasons=why, best_round=best, weights=weights, quotas=quotas)
+
+
+# -- splitting a round's teacher budget between generation and active labeling ------------------------
+
+SPLIT_FLOOR = 0.2  # each source keeps at least this share of the spend, so it keeps being measured
+
+
+@dataclass(frozen=True)
+class SourceGain:
+    """What one data source bought in the round just measured.
+
+    ``gain``: held-back macro-F1 of a frozen-embedding LR on the kept data from before the round plus
+    this source's new kept examples, minus the same LR without them. ``cost``: the source's teacher
+    cost in the round (USD, or tokens when prices are 0). ``units``: examples asked for / texts sent.
+    """
+
+    gain: float
+    cost: float
+    units: int
+
+    @property
+    def unit_cost(self) -> float:
+        return self.cost / self.units
+
+    @property
+    def gain_per_cost(self) -> float:
+        return self.gain / self.cost
+
+
+@dataclass(frozen=True)
+class SplitInput:
+    configured_generation: int  # loop.examples_per_round
+    configured_labeling: int  # loop.active_per_round
+    generation: SourceGain | None  # None: nothing to measure (round 0, or the source bought nothing)
+    labeling: SourceGain | None
+    cost_unit: str  # "usd" or "tokens"
+    previous_share: float | None = None  # generation's share of the spend the previous split chose
+    floor: float = SPLIT_FLOOR
+
+
+@dataclass(frozen=True)
+class BudgetSplit:
+    generation: int  # teacher-written examples next round
+    labeling: int  # texts the teacher labels next round
+    share: float | None  # generation's share of the estimated spend (None: no cost measured yet)
+    reason: str
+
+    def record(self, state: SplitInput) -> dict[str, Any]:
+        """The stored ``rounds.split_json``: the counts, what was measured and why."""
+        measured = {
+            name: None if s is None else {**asdict(s), "gain_per_cost": s.gain_per_cost if s.cost else None}
+            for name, s in (("generation", state.generation), ("labeling", state.labeling))
+        }
+        return {
+            "generation": self.generation,
+            "labeling": self.labeling,
+            "generation_share": self.share,
+            "cost_unit": state.cost_unit,
+            "measured": measured,
+            "configured": {"generation": state.configured_generation, "labeling": state.configured_labeling},
+            "reason": self.reason,
+        }
+
+
+def split_budget(state: SplitInput) -> BudgetSplit:
+    """Next round's generation and labeling counts, at the spend the configured counts would cost.
+
+    The share of spend moves toward the source with the higher held-back gain per unit cost: the target
+    share is each source's positive gain per cost over their sum, averaged with the previous share (as the
+    class quotas are, so one noisy measurement does not swing the budget), and kept within
+    [floor, 1 − floor]. Without a measurement of both sources, or with no gain from either, the share
+    stays where it was.
+    """
+    gen, lab = state.generation, state.labeling
+    if gen is None or lab is None or not (gen.cost > 0 and lab.cost > 0):
+        return BudgetSplit(
+            state.configured_generation,
+            state.configured_labeling,
+            state.previous_share,
+            "budget split: the configured counts (nothing measured yet for both generation and labeling)",
+        )
+    budget = state.configured_generation * gen.unit_cost + state.configured_labeling * lab.unit_cost
+    configured_share = state.configured_generation * gen.unit_cost / budget
+    previous = configured_share if state.previous_share is None else state.previous_share
+    rates = (max(gen.gain_per_cost, 0.0), max(lab.gain_per_cost, 0.0))
+    target = previous if not sum(rates) else rates[0] / sum(rates)
+    share = min(max((target + previous) / 2, state.floor), 1 - state.floor)
+    split = BudgetSplit(round(share * budget / gen.unit_cost), round((1 - share) * budget / lab.unit_cost), share, "")
+    return replace(split, reason=_split_reason(state, split, previous))
+
+
+def _split_reason(state: SplitInput, split: BudgetSplit, previous: float) -> str:
+    assert state.generation is not None and state.labeling is not None and split.share is not None
+    per = "per $" if state.cost_unit == "usd" else "per 1k tokens"
+    scale = 1.0 if state.cost_unit == "usd" else 1000.0
+    measured = ", ".join(
+        f"{name} {s.gain:+.3f} for {_cost(s.cost, state.cost_unit)} ({s.gain_per_cost * scale:+.4f} {per})"
+        for name, s in (("generation", state.generation), ("labeling", state.labeling))
+    )
+    if split.share > previous + 1e-9:
+        direction = "toward generation"
+    elif split.share < previous - 1e-9:
+        direction = "toward labeling"
+    else:
+        direction = "unchanged"
+    if state.generation.gain <= 0 and state.labeling.gain <= 0:
+        direction += " (neither source raised held-back macro-F1, so no evidence to move)"
+    return (
+        f"budget split: {split.generation} generated examples, {split.labeling} labels next round "
+        f"({split.share:.0%} of spend to generation, was {previous:.0%}; {direction}); held-back gain: {measured}"
+    )
+
+
+def _cost(value: float, unit: str) -> str:
+    return f"${value:.4f}" if unit == "usd" else f"{value:,.0f} tokens"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
+from typing import Any
 
 from agent.classify.context import RunContext
-from agent.round_policy import Decision, PolicyInput, decide
+from agent.classify.split import adaptive_split_applies, measure_split
+from agent.round_policy import BudgetSplit, Decision, PolicyInput, decide, split_budget
 from agent.store import RunStore
 from generators.ledger import format_usd
 
@@ -52,13 +55,14 @@ def decide_round(ctx: RunContext, round: int) -> Decision:
     errors = {label: 1.0 - feedback["per_class"].get(label, {}).get("f1", 0.0) for label in ctx.labels}
     heldback = [ctx.store.metric(i, "heldback", "macro_f1") or 0.0 for i in range(round + 1)]
     uniform = ctx.method == "uniform"
+    split = _budget_split(ctx, round)
     state = PolicyInput(
         round=round,
         max_rounds=ctx.spec.effective_max_rounds,
         heldback_macro_f1=heldback,
         patience=ctx.spec.loop.patience,
         per_class_error={label: 0.5 for label in ctx.labels} if uniform else errors,
-        round_size=ctx.spec.loop.examples_per_round,
+        round_size=ctx.spec.loop.examples_per_round if split is None else split[0].generation,
         target_macro_f1=ctx.spec.loop.target_macro_f1,
         alpha=ctx.spec.loop.smoothing_alpha,
         previous_weights=previous_weights,
@@ -66,5 +70,20 @@ def decide_round(ctx: RunContext, round: int) -> Decision:
         smoothing=ctx.method != "pgkd_nosmooth",
     )
     decision = decide(state)
-    ctx.store.finish_round(round, decision.label, decision.reasons, decision.quotas, str(ctx.model_dir(round)))
+    record = None
+    if split is not None and not decision.stop:  # the split is next round's: a last round has none
+        decision = replace(decision, reasons=[*decision.reasons, split[0].reason])
+        record = split[1]
+    ctx.store.finish_round(
+        round, decision.label, decision.reasons, decision.quotas, str(ctx.model_dir(round)), split=record
+    )
     return decision
+
+
+def _budget_split(ctx: RunContext, round: int) -> tuple[BudgetSplit, dict[str, Any]] | None:
+    """Next round's adaptive generation/labeling split and its stored record; None for a fixed split."""
+    if not adaptive_split_applies(ctx.spec):
+        return None
+    measured = measure_split(ctx, round)
+    split = split_budget(measured)
+    return split, split.record(measured)

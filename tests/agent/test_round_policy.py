@@ -6,7 +6,16 @@ import random
 
 import pytest
 
-from agent.round_policy import PolicyInput, allocate, best_round, decide, error_weights
+from agent.round_policy import (
+    PolicyInput,
+    SourceGain,
+    SplitInput,
+    allocate,
+    best_round,
+    decide,
+    error_weights,
+    split_budget,
+)
 
 
 def state(**overrides: object) -> PolicyInput:
@@ -96,3 +105,55 @@ def test_round_size_zero_continues_without_allocating() -> None:
     assert not decision.stop and decision.quotas is not None and sum(decision.quotas.values()) == 0
     assert not any("budget to the weakest" in r for r in decision.reasons)
     assert any("budget to the weakest" in r for r in decide(state()).reasons)
+
+
+def split_state(gen_gain: float, lab_gain: float, **overrides: object) -> SplitInput:
+    # Generation: 200 examples for 40,000 tokens (200 per example); labeling: 60 texts for 6,000 (100 per text).
+    base: dict[str, object] = {
+        "configured_generation": 200,
+        "configured_labeling": 60,
+        "generation": SourceGain(gain=gen_gain, cost=40_000, units=200),
+        "labeling": SourceGain(gain=lab_gain, cost=6_000, units=60),
+        "cost_unit": "tokens",
+    }
+    base.update(overrides)
+    return SplitInput(**base)  # type: ignore[arg-type]
+
+
+def test_split_moves_toward_the_source_with_more_gain_per_cost_at_the_same_spend() -> None:
+    # Budget at the configured counts: 200·200 + 60·100 = 46,000 tokens; generation's share 40/46.
+    # Gain per token: generation 0.02/40,000 = 0.5e-6, labeling 0.03/6,000 = 5e-6 → target share 1/11.
+    split = split_budget(split_state(0.02, 0.03))
+    configured = 40_000 / 46_000
+    share = (1 / 11 + configured) / 2
+    assert split.share == pytest.approx(share)
+    assert split.generation == round(share * 46_000 / 200)
+    assert split.labeling == round((1 - share) * 46_000 / 100)
+    assert split.generation < 200 and split.labeling > 60, "toward labeling"
+    assert split.generation * 200 + split.labeling * 100 == pytest.approx(46_000, abs=150), "same spend"
+    assert (
+        "toward labeling" in split.reason and "labeling +0.030 for 6,000 tokens (+0.0050 per 1k tokens)" in split.reason
+    )
+    record = split.record(split_state(0.02, 0.03))
+    assert record["generation"] == split.generation and record["labeling"] == split.labeling
+    assert record["cost_unit"] == "tokens" and record["measured"]["labeling"]["gain_per_cost"] == pytest.approx(5e-6)
+    assert record["reason"] == split.reason
+
+
+def test_split_keeps_a_floor_for_the_losing_source_and_moves_back() -> None:
+    # Labeling gains nothing: the target is all generation, the smoothed share stops at 1 − floor.
+    split = split_budget(split_state(0.05, -0.01, previous_share=0.7))
+    assert split.share == pytest.approx(0.8) and "toward generation" in split.reason
+    assert split.labeling == round(0.2 * 46_000 / 100) > 0, "the other source keeps being measured"
+    low = split_budget(split_state(0.0, 0.05, previous_share=0.25))
+    assert low.share == pytest.approx(0.2)
+
+
+def test_split_without_evidence_keeps_the_configured_or_previous_counts() -> None:
+    first = split_budget(split_state(0.0, 0.0, generation=None, labeling=None))
+    assert (first.generation, first.labeling, first.share) == (200, 60, None)
+    assert "nothing measured" in first.reason
+    flat = split_budget(split_state(-0.01, 0.0, previous_share=0.5))
+    assert flat.share == pytest.approx(0.5) and "no evidence to move" in flat.reason
+    usd = split_budget(split_state(0.01, 0.02, cost_unit="usd"))
+    assert "per $" in usd.reason and "$" in usd.reason
