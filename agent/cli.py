@@ -29,7 +29,7 @@ app.command(
 )(handles_errors(simulate))
 
 # Command groups in their own modules; each ``register(app)`` adds its commands.
-for _module in ("agent.cli_model", "agent.cli_report", "agent.cli_data"):
+for _module in ("agent.cli_model", "agent.cli_report", "agent.cli_data", "agent.cli_serve"):
     importlib.import_module(_module).register(app)
 
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `distill run`.", show_default=False)]

@@ -162,7 +162,7 @@ def completion_json(done: Completion, *, model: str, id_: str) -> dict[str, Any]
 class _Endpoints:
     """The route handlers, closed over the model and the server's request log."""
 
-    def __init__(self, model: ChatModel, model_name: str, requests: list[dict[str, Any]]) -> None:
+    def __init__(self, model: ChatModel, model_name: str, requests: list[dict[str, Any]] | None) -> None:
         self.model, self.model_name, self.requests = model, model_name, requests
         self._ids = itertools.count()
 
@@ -204,7 +204,7 @@ class _Endpoints:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RequestError("the request body is not valid JSON") from exc
-        if isinstance(body, dict):
+        if isinstance(body, dict) and self.requests is not None:
             self.requests.append(body)
         return body
 
@@ -215,8 +215,9 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return openai_error(status, message, "invalid_request_error", "not_found" if status == 404 else None)
 
 
-def create_app(model: ChatModel, model_name: str, requests: list[dict[str, Any]]) -> Starlette:
-    """The Starlette app serving ``model`` under ``model_name``; received bodies are appended to ``requests``."""
+def create_app(model: ChatModel, model_name: str, requests: list[dict[str, Any]] | None) -> Starlette:
+    """The Starlette app serving ``model`` under ``model_name``; received bodies are appended to ``requests``
+    (``None``: not kept, as a long-running server must not grow)."""
     endpoints = _Endpoints(model, model_name, requests)
     return Starlette(
         exception_handlers={404: _not_found, 405: _not_found},
