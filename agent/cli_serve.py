@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -51,8 +52,7 @@ def serve(
     typer.echo(f"serving {name} at http://{host}:{port}/v1 with {chosen.note}", err=True)
     if chosen.command is not None:
         os.execvp(chosen.command[0], chosen.command)  # vLLM takes over this process, signals included
-    try:
+    # uvicorn re-raises the Ctrl-C it shut down on; for a server that is the normal way to stop, not an error.
+    with contextlib.suppress(KeyboardInterrupt):
         serve_transformers(model_dir, host=host, port=port, name=name)
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises the Ctrl-C it shut down on; for a server that is the normal way to stop
     typer.echo("server stopped", err=True)
