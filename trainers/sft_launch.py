@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-dir",
         type=Path,
         default=None,
-        help="Where SmolLM2 is converted (default: $DISTILL_CACHE, else .cache/distill/models).",,
+        help="Where SmolLM2 is converted (default: $DISTILL_CACHE, else .cache/distill/models).",
     )
     parser.add_argument("--stats", type=Path, help="Write the training figures here as JSON (process 0).")
     args = parser.parse_args(argv)
