@@ -10,7 +10,9 @@
   filter, the teacher, and the licence caveat of teacher-written text.
 
 Each example carries its provenance: origin, round, teacher call id, prompt id and version, the
-teacher's model, strategy id, and every filter verdict with its reason. The store is only read, so an
+teacher's model, strategy id, every filter verdict with its reason, and the label audit's outcome
+(kept, relabelled or dropped), the label it had before and the reason, when the audit flagged it. A
+drop by the audit is also a ``label_audit`` filter verdict, like any other filter's. The store is only read, so an
 export works while a run holds the lock (it sees the data durable at that moment). OUT is written
 beside its final place and renamed into it, so a crash never leaves half an export under that name.
 """
@@ -31,7 +33,7 @@ from pydantic import ValidationError
 from agent.errors import InputError
 from agent.run_kind import SPEC_FILE, STORE_FILE
 from agent.spec import RunSpec
-from agent.store import CallOrigin, ExampleProvenance, RunStore
+from agent.store import CallOrigin, ExampleProvenance, LabelAuditRow, RunStore
 from trainers.markup import md_cell, md_text
 from trainers.model_card import public_name
 
@@ -72,8 +74,9 @@ def read_records(run_dir: Path) -> list[dict[str, Any]]:
     store = RunStore(run_dir / STORE_FILE)
     try:
         calls = store.call_origins()
+        audits = {a.example_id: a for a in store.label_audits()}  # at most one per example: never asked twice
         return [
-            _record(example, split, calls)
+            _record(example, split, calls, audits.get(example.id))
             for split in ("train", *EVALUATION_SPLITS)
             for example in store.example_provenance(split)
         ]
@@ -81,7 +84,9 @@ def read_records(run_dir: Path) -> list[dict[str, Any]]:
         store.close()
 
 
-def _record(e: ExampleProvenance, split: str, calls: dict[int, CallOrigin]) -> dict[str, Any]:
+def _record(
+    e: ExampleProvenance, split: str, calls: dict[int, CallOrigin], audit: LabelAuditRow | None
+) -> dict[str, Any]:
     call = calls.get(e.teacher_call_id) if e.teacher_call_id is not None else None
     if split == "train":
         split = {True: "train", False: "dropped", None: "unfiltered"}[e.kept]
@@ -100,6 +105,10 @@ def _record(e: ExampleProvenance, split: str, calls: dict[int, CallOrigin]) -> d
         "strategy_id": e.strategy_id,
         "dropped_by": [v.filter for v in e.verdicts if not v.kept],
         "verdicts": [{"filter": v.filter, "kept": v.kept, "reason": v.reason} for v in e.verdicts],
+        # Flat fields rather than a nested object, so the `datasets` export keeps one column type per field.
+        "audit_outcome": str(audit.outcome) if audit else None,
+        "original_label": audit.given_label if audit else None,
+        "audit_reason": audit.reason if audit else None,
     }
 
 
@@ -200,6 +209,13 @@ def dataset_card(spec: RunSpec, records: list[dict[str, Any]], usage: dict[str, 
         "## Filters: kept and dropped\n",
         "Every training example gets a verdict from each filter that looked at it; one drop removes it.\n",
         _filter_table(records),
+        "## Label audit\n",
+        "After each round's filters, confident learning on out-of-fold probabilities flagged training labels "
+        "that looked wrong; each got a second opinion from the teacher. *kept*: the teacher confirmed the "
+        "label (or gave no usable answer); *relabelled*: it agreed with the audit's suggestion, which is now the "
+        "label (the old one is in `original_label`); *dropped*: it named a third label, so the text is ambiguous "
+        "and left out of training.\n",
+        _audit_table(records),
         "## Fields\n",
         _fields_help(),
     ]
@@ -274,6 +290,20 @@ def _filter_table(records: list[dict[str, Any]]) -> str:
     return _table(["filter", "kept", "dropped", "most frequent reason for a drop"], rows)
 
 
+def _audit_table(records: list[dict[str, Any]]) -> str:
+    outcomes = Counter(r["audit_outcome"] for r in records if r["audit_outcome"] is not None)
+    if not outcomes:
+        return "No label was flagged (or the audit was off).\n"
+    changes = Counter(
+        (r["original_label"], r["label"]) for r in records if r["audit_outcome"] == "relabelled"
+    ).most_common(5)
+    rows = [[outcome, outcomes[outcome]] for outcome in ("kept", "relabelled", "dropped")]
+    table = _table(["outcome", "examples"], rows)
+    if changes:
+        table += "\n" + _table(["relabelled from", "to", "examples"], [[a, b, n] for (a, b), n in changes])
+    return table
+
+
 def _top_reason(reasons: Counter[str] | None) -> str:
     if not reasons:
         return ""
@@ -293,6 +323,10 @@ def _fields_help() -> str:
         ("teacher_model", "the model that answered it"),
         ("strategy_id", "the strategy that guided it, if any"),
         ("verdicts, dropped_by", "each filter's verdict and reason; the filters that dropped it"),
+        (
+            "audit_outcome, original_label, audit_reason",
+            "the label audit's outcome, the label before it, and why (null: not flagged)",
+        ),
     ]
     return _table(["field", "meaning"], [list(f) for f in fields])
 

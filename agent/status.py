@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.store import RunStore
+from agent.store import AuditOutcome, RunStore
 from generators.ledger import format_usd
+
+SHOWN_AUDITS = 20  # relabelled/dropped examples listed in the terminal view (the JSON has them all)
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
@@ -34,6 +36,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
                     "examples_new": generated.total,
                     "examples_kept": generated.kept,
                     "dropped": store.drop_counts(idx),
+                    "label_audit": _counts(store.audit_counts(idx)),
                 }
             )
         return {
@@ -42,12 +45,39 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "status": info.status if info else None,
             "stop_reason": info.stop_reason if info else None,
             "rounds": rounds,
+            "label_audit": _label_audit(store),
             "teacher": store.call_summary(),
             "adaptations": store.adaptations(),
             "plan_vs_actual": _plan_vs_actual(store),
         }
     finally:
         store.close()
+
+
+def _counts(counts: dict[AuditOutcome, int]) -> dict[str, int]:
+    return {str(outcome): n for outcome, n in counts.items()}
+
+
+def _label_audit(store: RunStore) -> dict[str, Any]:
+    """The audit's totals and every audited example: its text, the label it had, what was done and why."""
+    texts = {e.id: e.text for e in store.examples("train")}
+    return {
+        "totals": _counts(store.audit_counts()),
+        "examples": [
+            {
+                "round": a.round,
+                "example_id": a.example_id,
+                "text": texts.get(a.example_id),
+                "given_label": a.given_label,
+                "suggested_label": a.suggested_label,
+                "second_opinion": a.second_opinion,
+                "outcome": str(a.outcome),
+                "reason": a.reason,
+                "score": a.score,
+            }
+            for a in store.label_audits()
+        ],
+    }
 
 
 def _plan_vs_actual(store: RunStore) -> list[dict[str, Any]]:
@@ -94,6 +124,7 @@ def render_status(data: dict[str, Any]) -> None:
         "new",
         "kept",
         "dropped (by filter)",
+        "audit: kept/relabelled/dropped",
         "feedback F1",
         "held-back F1",
         "test F1",
@@ -108,6 +139,7 @@ def render_status(data: dict[str, Any]) -> None:
             str(r["examples_new"]),
             str(r["examples_kept"]),
             dropped,
+            _audit_cell(r["label_audit"]),
             _fmt(r["macro_f1"]["feedback"]),
             _fmt(r["macro_f1"]["heldback"]),
             _fmt(r["macro_f1"]["test"]),
@@ -115,6 +147,7 @@ def render_status(data: dict[str, Any]) -> None:
             r["decision"] or r["status"],
         )
     console.print(table)
+    _print_audit(console, data["label_audit"])
     t = data["teacher"]
     console.print(
         f"teacher: {t['calls']} calls ({t['cache_hits']} cached, {t['retries']} retries, {t['failed']} "
@@ -129,6 +162,28 @@ def render_status(data: dict[str, Any]) -> None:
             console.print(f"  round {r['round']}: {escape(reason)}")
     if data["stop_reason"]:
         console.print(f"stop reason: {escape(data['stop_reason'])}")
+
+
+def _audit_cell(counts: dict[str, int]) -> str:
+    return "–" if not any(counts.values()) else "/".join(str(counts[str(o)]) for o in AuditOutcome)
+
+
+def _print_audit(console: Any, audit: dict[str, Any]) -> None:
+    """The audit's totals and the examples it changed (relabelled or dropped), each with its reason."""
+    from rich.markup import escape
+
+    totals = audit["totals"]
+    if not any(totals.values()):
+        return
+    console.print(
+        f"label audit: {sum(totals.values())} flagged labels got a second opinion — "
+        + ", ".join(f"{n} {outcome}" for outcome, n in totals.items())
+    )
+    changed = [a for a in audit["examples"] if a["outcome"] != AuditOutcome.KEPT]
+    for a in changed[:SHOWN_AUDITS]:
+        console.print(f"  round {a['round']} {a['outcome']}: {escape(repr(a['text']))} — {escape(a['reason'])}")
+    if len(changed) > SHOWN_AUDITS:
+        console.print(f"  … and {len(changed) - SHOWN_AUDITS} more (`distill status --json` lists them all)")
 
 
 def _plan_table(rows: list[dict[str, Any]]) -> Any:
