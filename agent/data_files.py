@@ -30,6 +30,7 @@ import yaml
 from agent import console
 from agent.errors import InputError
 from agent.store import content_hash
+from generators.generation import OUT_OF_SCOPE
 from generators.service_policy import Policy, PolicyError
 
 if TYPE_CHECKING:
@@ -112,10 +113,7 @@ def read_jsonl(
             raise DataFileError(f'{where} has an empty "{text_key}" — write the example\'s text, or delete the line')
         label = _string_field(row, label_key, where, shape)
         if labels is not None and label not in labels:
-            raise DataFileError(
-                f"{where} has label {label!r}, not in task.labels — use one of {sorted(labels)}, "
-                "or add the label to task.labels"
-            )
+            raise DataFileError(_unknown_label(where, label, labels))
         rows.append({"text": text, "label": label})
     if not rows:
         _warn(
@@ -124,6 +122,18 @@ def read_jsonl(
             f"{_some(path, shape)}, or remove {field_name} from the spec",
         )
     return rows
+
+
+def _unknown_label(where: str, label: str, labels: set[str]) -> str:
+    if label == OUT_OF_SCOPE:
+        return (
+            f"{where} has label {label!r}, the 'none of these' outcome — set task.out_of_scope: true to use it, "
+            "or remove the line"
+        )
+    return (
+        f"{where} has label {label!r}, not in task.labels — use one of {sorted(labels)}, "
+        "or add the label to task.labels"
+    )
 
 
 def read_texts(
@@ -182,7 +192,10 @@ def check_data_files(spec: RunSpec | DialogueRunSpec) -> list[str]:
 
 
 def _check_classification(spec: RunSpec, warnings: list[str]) -> None:
-    task, labels, columns = spec.task, set(spec.task.label_names), spec.task.columns
+    from agent.classify.context import task_info
+
+    task, columns = spec.task, spec.task.columns
+    labels = set(task_info(spec).labels)  # out_of_scope is a valid label only when the task has it
     if task.seed_examples is not None:
         read_jsonl(task.seed_examples, labels, "task.seed_examples", warnings, columns)
     if task.validation is not None and not read_jsonl(task.validation, labels, "task.validation", [], columns):

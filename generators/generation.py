@@ -16,6 +16,12 @@ from generators.teacher import TeacherRequest
 
 # The "none of these" outcome of a task with out_of_scope: a label the teacher may answer and the student learns.
 OUT_OF_SCOPE = "out_of_scope"
+# Its built-in description, which every prompt's taxonomy shows: *near-domain* negatives teach the
+# boundary; far-off texts (recipes in a banking task) are easy and teach the student little.
+OUT_OF_SCOPE_DESCRIPTION = (
+    "near-domain messages that fit none of the other labels: the same users and topic as the task, "
+    "but asking for something no label covers"
+)
 
 # Attribute diversity (DESIGN §3): each batch asks for a different mix, so the data is not one voice.
 LENGTHS = ("short", "medium", "long")
@@ -35,8 +41,33 @@ class TaskInfo:
     description: str
     labels: dict[str, str]  # name → description
 
+    @classmethod
+    def of(cls, description: str, labels: dict[str, str], out_of_scope: bool) -> TaskInfo:
+        """The task's outcome set: its labels, plus ``out_of_scope`` (last) when the task has it."""
+        outcomes = {**labels, OUT_OF_SCOPE: OUT_OF_SCOPE_DESCRIPTION} if out_of_scope else dict(labels)
+        return cls(description, outcomes)
+
+    @property
+    def in_scope(self) -> list[str]:
+        """The labels a message may fit (every outcome but ``out_of_scope``)."""
+        return [name for name in self.labels if name != OUT_OF_SCOPE]
+
     def taxonomy(self) -> str:
         return "\n".join(f"- {name}: {desc or '(no description)'}" for name, desc in self.labels.items())
+
+    def guidance(self, label: str) -> str:
+        """The extra instruction a generation prompt gives for ``label`` (only ``out_of_scope`` has one)."""
+        if label != OUT_OF_SCOPE:
+            return ""
+        return (
+            f'"{OUT_OF_SCOPE}" examples are negatives: messages the same users would send in this domain that '
+            "fit NONE of the other labels — close to the task (same topic, same kind of request), never an "
+            "obvious off-topic text, and never a message that one of the other labels covers."
+        )
+
+    def generation_brief(self, label: str) -> dict[str, list[str]]:
+        """What the simulator needs beyond the label: for ``out_of_scope``, which labels are in scope."""
+        return {"labels": self.in_scope} if label == OUT_OF_SCOPE else {}
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,7 @@ def seed_requests(
             "label_description": task.labels[label],
             "attributes": _describe(attrs),
             "existing": existing,
+            "guidance": task.guidance(label),
         }
         brief = {
             "action": "generate",
@@ -115,6 +147,7 @@ def seed_requests(
             "avoid": [],
             "attributes": attrs,
             "purpose": purpose,
+            **task.generation_brief(label),
         }
         requests.append(
             template.request(variables, brief, items=count, sample_index=index, round=round, labels=list(task.labels))
@@ -169,6 +202,7 @@ def pgkd_requests(
             "guidelines": f"Labeling guideline for this label: {guideline}" if guideline else "",
             "n": count,
             "attributes": _describe(attrs),
+            "guidance": task.guidance(label),
         }
         brief = {
             "action": "generate",
@@ -178,6 +212,7 @@ def pgkd_requests(
             "avoid": [t for t, _, _ in hard],
             "attributes": attrs,
             "purpose": "pgkd",
+            **task.generation_brief(label),
         }
         requests.append(
             template.request(

@@ -33,14 +33,22 @@ class RunContext:
 
     @property
     def task(self) -> TaskInfo:
-        return TaskInfo(self.spec.task.description, {lab.name: lab.description for lab in self.spec.task.labels})
+        """The task as prompts see it; with ``task.out_of_scope``, ``out_of_scope`` is one more outcome."""
+        return task_info(self.spec)
 
     @property
     def labels(self) -> list[str]:
-        return self.spec.task.label_names
+        """Every outcome the teacher may answer and the student learns (``out_of_scope`` included)."""
+        return list(self.task.labels)
 
     def rng(self, round: int, purpose: str) -> random.Random:
         return random.Random(f"{self.spec.student.seed}:{round}:{purpose}")
 
     def model_dir(self, round: int) -> Path:
         return self.run_dir / "models" / f"round-{round:02d}"
+
+
+def task_info(spec: RunSpec) -> TaskInfo:
+    """The spec's task with its outcome set: the labels, plus ``out_of_scope`` when the task has it."""
+    task = spec.task
+    return TaskInfo.of(task.description, {lab.name: lab.description for lab in task.labels}, task.out_of_scope)
