@@ -136,7 +136,6 @@ class PoolIndex:
             for label in self.labels
         }
         self.lengths = np.array([len(item.text) for item in items], dtype=np.int64)
-        self.median_length = {label: float(np.median(self.lengths[rows])) for label, rows in self.rows.items()}
         self.keys = [normalise(item.text) for item in items]
         self.exact: dict[str, int] = {}
         for i, key in enumerate(self.keys):

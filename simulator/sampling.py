@@ -55,26 +55,28 @@ class DrawSpec:
     width: int = 8
 
 
-def draw(index: PoolIndex, usage: PoolUsage, label: str, k: int, spec: DrawSpec, rng: np.random.Generator) -> list[int]:
-    """Pick up to ``k`` unused rows of ``label`` (fewer when it runs out); does not mark them used."""
-    if k <= 0:
+def draw(
+    index: PoolIndex, usage: PoolUsage, rows: np.ndarray, k: int, spec: DrawSpec, rng: np.random.Generator
+) -> list[int]:
+    """Pick up to ``k`` unused rows among ``rows`` (one label's, or the union an outcome such as
+    ``out_of_scope`` draws from; fewer when they run out); does not mark them used."""
+    if k <= 0 or not len(rows):
         return []
-    candidates = usage.unused(index.rows[label])
+    candidates = usage.unused(rows)
     if spec.exclude:
         candidates = np.array([r for r in candidates if index.keys[r] not in spec.exclude], dtype=np.int64)
-    candidates = _prefer_length(index, label, candidates, spec.length, k)
+    candidates = _prefer_length(index, float(np.median(index.lengths[rows])), candidates, spec.length, k)
     if spec.like is not None and len(candidates) > k:
         candidates = _most_similar(index, candidates, spec.like, max(k, spec.width * k))
     size = min(k, len(candidates))
     return [int(r) for r in rng.choice(candidates, size=size, replace=False)] if size else []
 
 
-def _prefer_length(index: PoolIndex, label: str, candidates: np.ndarray, length: str | None, k: int) -> np.ndarray:
-    """Keep items below/above the label's median length, unless that leaves fewer than ``k`` (best effort)."""
+def _prefer_length(index: PoolIndex, median: float, candidates: np.ndarray, length: str | None, k: int) -> np.ndarray:
+    """Keep items below/above the source's median length, unless that leaves fewer than ``k`` (best effort)."""
     if length not in ("short", "long"):
         return candidates
     lengths = index.lengths[candidates]
-    median = index.median_length[label]
     preferred = candidates[lengths < median] if length == "short" else candidates[lengths > median]
     return preferred if len(preferred) >= k else candidates
 
