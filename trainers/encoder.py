@@ -46,6 +46,7 @@ from trainers.embeddings import (
 )
 from trainers.export import layout, write_pipeline
 from trainers.model_card import render_model_card
+from trainers.rejection import Rejection, answers
 
 Progress = Callable[[int, int], None]
 
@@ -94,6 +95,7 @@ class EncoderClassifier:
         tokenizer: Any,
         head_trained: bool = False,
         temperature: float = 1.0,
+        rejection: Rejection | None = None,
     ) -> None:
         self.labels = list(labels)
         self.config = config
@@ -101,6 +103,7 @@ class EncoderClassifier:
         self.tokenizer = tokenizer
         self.head_trained = head_trained  # False: the next train() initialises the head first
         self.temperature = temperature  # logits / T before the softmax (trainers.calibration); 1.0 = none
+        self.rejection = rejection  # when predict answers the out-of-scope outcome (trainers.rejection); None: argmax
         self._index = {label: i for i, label in enumerate(self.labels)}
 
     # -- construction -------------------------------------------------------------------------
@@ -134,8 +137,9 @@ class EncoderClassifier:
         head = load_file(str(parts.head_file))
         model.head.load_state_dict({"weight": head[parts.head_keys[0]], "bias": head[parts.head_keys[1]]})
         temperature = float(meta.get("temperature", 1.0))  # folders from before calibration: none
+        rejection = Rejection.from_dict(meta["rejection"]) if meta.get("rejection") else None
         tokenizer = load_tokenizer(str(parts.encoder_dir))
-        return cls(labels, config, model, tokenizer, head_trained=True, temperature=temperature)
+        return cls(labels, config, model, tokenizer, head_trained=True, temperature=temperature, rejection=rejection)
 
     def save(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
         """Write a sentence-transformers folder (``trainers.export``) plus labels, full config and a model card."""
@@ -163,6 +167,7 @@ class EncoderClassifier:
             "pooling": "mean",
             "normalize": True,
             "temperature": self.temperature,
+            "rejection": self.rejection.to_dict() if self.rejection else None,
             "config": self.config.model_dump(mode="json"),
             "card": card or {},
         }
@@ -188,6 +193,7 @@ class EncoderClassifier:
         seconds = time.perf_counter() - started
         self.head_trained = True
         self.temperature = 1.0  # a temperature fitted to the old weights says nothing about the new ones
+        self.rejection = None  # nor does a threshold chosen on their probabilities
         per_epoch = math.ceil(len(texts) / cfg.batch_size)
         return TrainStats(
             steps=total,
@@ -302,9 +308,9 @@ class EncoderClassifier:
         return out
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:
-        """The most probable label and its probability, per text."""
-        proba = self.predict_proba(texts)
-        return [(self.labels[int(row.argmax())], float(row.max())) for row in proba]
+        """The answer and its confidence, per text: the most probable label and its probability, or the
+        out-of-scope outcome where the saved rejection rule says so (``trainers.rejection.decide``)."""
+        return answers(self.predict_proba(texts), self.labels, self.rejection)
 
     def _embed(self, ids: list[list[int]], batch_size: int = 64) -> np.ndarray:
         """Frozen (eval-mode) normalised embeddings from the current body, for the LR head."""
@@ -330,6 +336,13 @@ def save_temperature(directory: Path, temperature: float) -> None:
     """Record a fitted temperature in a saved folder's ``distill_student.json`` (weights untouched)."""
     meta = read_student_meta(directory)
     meta["temperature"] = temperature
+    write_student_meta(directory, meta)
+
+
+def save_rejection(directory: Path, rejection: Rejection | None) -> None:
+    """Record the out-of-scope rejection rule in a saved folder's ``distill_student.json`` (weights untouched)."""
+    meta = read_student_meta(directory)
+    meta["rejection"] = rejection.to_dict() if rejection else None
     write_student_meta(directory, meta)
 
 

@@ -9,6 +9,12 @@ evaluation split has no defined recall; counting it as F1 = 0 would punish the s
 split was sampled. Wrong predictions *into* such a label are still paid for, through the recall
 of the true labels. ``per_class`` lists every label of the label set; a label without support has
 recall and F1 0.0 and its precision reflects any predictions made into it (0.0 when none).
+
+A task with an out-of-scope outcome passes the answers its rejection rule decided (``decided``,
+from ``trainers.rejection``): the metrics, items and confusions are then those of what the model
+answers, while ECE stays that of the probabilities' own argmax (what temperature scaling calibrates).
+``out_of_scope_metrics`` gives the standard three (Larson et al. 2019): in-scope accuracy, out-of-scope
+recall and precision.
 """
 
 from __future__ import annotations
@@ -72,14 +78,23 @@ class Evaluation:
         }
 
 
-def evaluate(gold: list[str], proba: np.ndarray, labels: list[str], texts: list[str] | None = None) -> Evaluation:
-    """Score ``proba`` (rows = items, columns in ``labels`` order) against ``gold``."""
+def evaluate(
+    gold: list[str],
+    proba: np.ndarray,
+    labels: list[str],
+    texts: list[str] | None = None,
+    decided: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Evaluation:
+    """Score ``proba`` (rows = items, columns in ``labels`` order) against ``gold``.
+
+    ``decided`` (answer column, confidence per item) replaces the argmax where a rule decides the answer.
+    """
     proba = np.asarray(proba, dtype=np.float64)
     _check_inputs(gold, proba, labels, texts)
     index = {label: i for i, label in enumerate(labels)}
     y_true = np.array([index[g] for g in gold], dtype=np.int64)
-    y_pred = proba.argmax(axis=1)
-    confidence = proba.max(axis=1)
+    argmax = proba.argmax(axis=1)
+    y_pred, confidence = (argmax, proba.max(axis=1)) if decided is None else (np.asarray(decided[0]), decided[1])
     per_class = _per_class(y_true, y_pred, labels)
     supported = [m["f1"] for m in per_class.values() if m["support"] > 0]
     return Evaluation(
@@ -88,9 +103,38 @@ def evaluate(gold: list[str], proba: np.ndarray, labels: list[str], texts: list[
         macro_f1=float(np.mean(supported)),
         per_class=per_class,
         confusions=_confusions(y_true, y_pred, labels),
-        ece=expected_calibration_error(confidence, y_true == y_pred),
-        items=_items(gold, proba, y_true, y_pred, labels, texts),
+        ece=expected_calibration_error(proba.max(axis=1), y_true == argmax),
+        items=_items(gold, proba, y_true, y_pred, np.asarray(confidence, dtype=np.float64), labels, texts),
     )
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int) -> float:
+    """Macro-F1 over the label indices that have support in ``y_true`` (as ``evaluate`` computes it)."""
+    labels = [str(i) for i in range(n_labels)]
+    supported = [m["f1"] for m in _per_class(y_true, y_pred, labels).values() if m["support"] > 0]
+    return float(np.mean(supported)) if supported else 0.0
+
+
+def out_of_scope_metrics(gold: list[str], predicted: list[str], reject_label: str) -> dict[str, float]:
+    """``in_scope_accuracy`` (in-scope items answered with their label; a rejection counts as wrong),
+    ``oos_recall`` (out-of-scope items rejected) and ``oos_precision`` (rejections that were out of scope).
+
+    A metric without a denominator is left out (no in-scope or no out-of-scope items), except precision,
+    which is 0.0 when nothing was rejected, as ``per_class`` does (zero_division=0).
+    """
+    if len(gold) != len(predicted):
+        raise ValueError(f"predicted: {len(predicted)} answers for {len(gold)} gold labels")
+    pairs = list(zip(gold, predicted, strict=True))
+    in_scope = [(g, p) for g, p in pairs if g != reject_label]
+    out = [p for g, p in pairs if g == reject_label]
+    rejected = [g for g, p in pairs if p == reject_label]
+    metrics: dict[str, float] = {}
+    if in_scope:
+        metrics["in_scope_accuracy"] = sum(g == p for g, p in in_scope) / len(in_scope)
+    if out:
+        metrics["oos_recall"] = sum(p == reject_label for p in out) / len(out)
+    metrics["oos_precision"] = sum(g == reject_label for g in rejected) / len(rejected) if rejected else 0.0
+    return metrics
 
 
 def _check_inputs(gold: list[str], proba: np.ndarray, labels: list[str], texts: list[str] | None) -> None:
@@ -148,6 +192,7 @@ def _items(
     proba: np.ndarray,
     y_true: np.ndarray,
     y_pred: np.ndarray,
+    confidence: np.ndarray,
     labels: list[str],
     texts: list[str] | None,
 ) -> list[ItemPrediction]:
@@ -157,7 +202,7 @@ def _items(
             text=texts[k] if texts is not None else None,
             gold=gold[k],
             predicted=labels[int(y_pred[k])],
-            confidence=float(proba[k, y_pred[k]]),
+            confidence=float(confidence[k]),
             correct=bool(y_true[k] == y_pred[k]),
             gold_probability=float(proba[k, y_true[k]]),
         )

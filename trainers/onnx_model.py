@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from trainers.rejection import Rejection, answers
+
 ONNX_DIR = "onnx"
 MODEL_FILE = "model_int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -83,6 +85,7 @@ def export_int8(student: Any, directory: Path) -> Path:
         "opset": OPSET,
         "quantization": QUANTIZATION,
         "temperature": float(getattr(student, "temperature", 1.0)),  # probabilities: softmax(logits / T)
+        "rejection": student.rejection.to_dict() if getattr(student, "rejection", None) else None,
     }
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
     return directory
@@ -192,6 +195,8 @@ class OnnxClassifier:
         self.batch_size = batch_size
         self.pad_id = int(config["pad_id"])
         self.temperature = float(config.get("temperature", 1.0))  # exports from before calibration: none
+        rule = config.get("rejection")  # the out-of-scope rule, as the PyTorch folder answers it
+        self.rejection = Rejection.from_dict(rule) if rule else None
         self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
         self.tokenizer.no_padding()  # each batch is padded to its own longest text below
         self.tokenizer.enable_truncation(int(config["max_length"]))
@@ -217,9 +222,8 @@ class OnnxClassifier:
         return out
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:
-        """The most probable label and its probability, per text."""
-        proba = self.predict_proba(texts)
-        return [(self.labels[int(row.argmax())], float(row.max())) for row in proba]
+        """The answer and its confidence per text, with the saved out-of-scope rule (as ``EncoderClassifier``)."""
+        return answers(self.predict_proba(texts), self.labels, self.rejection)
 
 
 def _pad(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
