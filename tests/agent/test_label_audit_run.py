@@ -45,9 +45,15 @@ def truth(text: str) -> str | None:
     return POOL_TRUTH.get(" ".join(text.lower().split()))
 
 
-def _noisy_run(folder: Path, tiny_model: str, server: Any, **loop: Any) -> Path:
+def _noisy_run(folder: Path, tiny_model: str, server: Any, teacher: dict[str, Any] | None = None, **loop: Any) -> Path:
     spec = write_spec(
-        folder, tiny_model, served_simulator(server), max_rounds=1, seed_per_label=24, examples_per_round=36, **loop
+        folder,
+        tiny_model,
+        served_simulator(server) | (teacher or {}),
+        max_rounds=1,
+        seed_per_label=24,
+        examples_per_round=36,
+        **loop,
     )
     run_dir, _ = run_spec(spec, folder / "run", embed=bag_of_words)
     return run_dir
@@ -175,7 +181,7 @@ class Killed(RuntimeError):
 
 
 @pytest.mark.usefixtures("_env")
-def test_an_audit_killed_before_its_write_pays_nothing_twice_on_resume(
+def test_an_audit_killed_before_its_write_pays_nothing_twice_on_resume_and_audit_model_answers(
     tmp_path: Path, tiny_model: str, make_simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record = RunStore.record_label_audits
@@ -187,7 +193,7 @@ def test_an_audit_killed_before_its_write_pays_nothing_twice_on_resume(
 
     monkeypatch.setattr(RunStore, "record_label_audits", die_in_round_1)
     with pytest.raises(Killed):
-        _noisy_run(tmp_path, tiny_model, make_simulator(api_key=SECRET, **NOISE))
+        _noisy_run(tmp_path, tiny_model, make_simulator(api_key=SECRET, **NOISE), {"audit_model": "sim-reviewer"})
     monkeypatch.setattr(RunStore, "record_label_audits", record)
     store = RunStore(tmp_path / "run" / "run.sqlite")
     assert store.round_status(1) == RoundStatus.FILTERED and not store.label_audits(1)
@@ -198,4 +204,8 @@ def test_an_audit_killed_before_its_write_pays_nothing_twice_on_resume(
     assert len(paid) == paid_before and len(set(paid)) == len(paid), "an audit call was paid twice"
     assert any(c["cache_hit"] for c in calls), "the resumed audit is answered from the cache"
     assert store.label_audits(1) and store.round_reached(1, RoundStatus.DECIDED)
+    # teacher.audit_model: the second opinions (and only they) went to that model, journaled under its name.
+    models = {(r["prompt_id"], r["model"]) for r in store.query("SELECT prompt_id, model FROM teacher_calls")}
+    assert {m for p, m in models if p == "audit"} == {"sim-reviewer"}
+    assert {m for p, m in models if p != "audit"} == {"sim-teacher"}
     store.close()
