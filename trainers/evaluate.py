@@ -29,7 +29,8 @@ ECE_BINS = 15
 
 @dataclass(frozen=True)
 class ItemPrediction:
-    """One evaluated item; ``confidence`` is the probability of the predicted label."""
+    """One evaluated item; ``confidence`` is the probability of the predicted label (for a confidence
+    rejection, ``trainers.rejection``: one minus that of the in-scope label it declined)."""
 
     index: int
     text: str | None
