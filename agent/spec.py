@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent.errors import InputError
 from agent.teacher_endpoint import EndpointError, TeacherServerMissing, resolve_endpoint, teacher_server
 from generators.generation import OUT_OF_SCOPE
+from trainers.causal_config import CausalLMConfig
 from trainers.config import EncoderConfig
 
 
@@ -373,6 +374,10 @@ class StudentLLMSpec(_Strict):
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(96, ge=8, le=2048)
+    sft: CausalLMConfig = Field(
+        default_factory=CausalLMConfig,
+        description="How loop.fine_tune trains the student (TRL SFT); its base model is the endpoint's local model.",
+    )
 
 
 class StrategyLoopSpec(_Strict):
@@ -381,6 +386,12 @@ class StrategyLoopSpec(_Strict):
     use_proposed_during_learning: bool = True
     parity_margin: float = Field(0.05, ge=0, le=1, description="Stop when student ≥ teacher − margin.")
     auto_approve: bool = Field(False, description="Approve strategies that showed an effect (no human review).")
+    fine_tune: Literal["none", "teacher_answers", "strategy_answers"] = Field(
+        "none",
+        description="After learning, also fine-tune a local student: on the teacher's reference answers (the SFT "
+        "baseline) or on the student's own best strategy-guided answers (strategies into weights); "
+        "evaluated on the same held-out scenarios.",
+    )
 
 
 class DialogueRunSpec(_Strict):
@@ -390,6 +401,18 @@ class DialogueRunSpec(_Strict):
     student: StudentLLMSpec = Field(default_factory=StudentLLMSpec)
     loop: StrategyLoopSpec = Field(default_factory=StrategyLoopSpec)
     budget: Budget = Field(default_factory=Budget)
+
+    @model_validator(mode="after")
+    def _fine_tune_needs_a_local_student(self) -> DialogueRunSpec:
+        if self.loop.fine_tune != "none" and not self.student.endpoint.startswith("local:"):
+            raise ValueError(
+                "loop.fine_tune needs a student whose weights distill can train: set student.endpoint to "
+                "local:smollm2 or local:/path/to/hf-folder (a remote endpoint cannot be fine-tuned)"
+            )
+        base = self.student.sft.base_model
+        if base not in (CausalLMConfig().base_model, self.student.endpoint.removeprefix("local:")):
+            raise ValueError("student.sft.base_model: remove it; the fine-tuned model is student.endpoint's")
+        return self
 
 
 _TEACHER_TAGS = ("openai", "anthropic", "vllm", "ollama", "llama_cpp", "generic", "simulator")

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from agent.data_files import read_policy
+from agent.dialogue.fine_tune import CONDITION, evaluate_fine_tuned, fine_tune
 from agent.dialogue.student import StudentClient, open_student
-from agent.dialogue.teach import TeachContext, teach_loop
+from agent.dialogue.teach import TeachContext, evaluate_heldout, teach_loop
 from agent.errors import InputError
 from agent.run import memoised_embedder
 from agent.run_kind import RunOptions, RunOutcome, load_run_spec
@@ -58,7 +59,7 @@ def win_rate(a: list[float], b: list[float]) -> dict[str, Any]:
 
 def summarise(heldout: dict[str, Any]) -> dict[str, Any]:
     alone, learning, approved, teacher = (heldout[k] for k in ("alone", "learning", "approved", "teacher"))
-    return {
+    summary = {
         "n_scenarios": heldout["n"],
         "score_student": mean_ci(alone),
         "score_student_with_strategies": mean_ci(learning),
@@ -67,6 +68,14 @@ def summarise(heldout: dict[str, Any]) -> dict[str, Any]:
         "with_vs_alone": win_rate(learning, alone),
         "student_vs_teacher": win_rate(learning, teacher),
     }
+    if "fine_tune" in heldout:
+        summary["fine_tune"] = heldout["fine_tune"]
+    if heldout.get("sft") is not None:
+        summary |= {
+            "score_student_fine_tuned": mean_ci(heldout["sft"]),
+            "fine_tuned_vs_alone": win_rate(heldout["sft"], alone),
+        }
+    return summary
 
 
 def load_dialogue_spec(run_dir: Path) -> DialogueRunSpec:
@@ -88,6 +97,8 @@ class DialogueRun:
             options.stop.on_request(teacher.stop_dispatch)
             ctx = TeachContext(spec, store, teacher, client, embed, read_policy(spec.task.policy, "task.policy"))
             result = teach_loop(ctx)
+            if spec.loop.fine_tune != "none":
+                result["heldout"] |= _fine_tuned_scores(ctx, spec, store, run_dir)
         library = StrategyLibrary(store)
         summary = {
             **summarise(result["heldout"]),
@@ -102,6 +113,15 @@ class DialogueRun:
         store.set_run_status(RunStatus.FINISHED, "strategy teaching finished")
         lines = [*summary_lines(summary), f"run directory: {run_dir}", f"audit: distill strategies list {run_dir}"]
         return RunOutcome(run_dir, lines, summary)
+
+
+def _fine_tuned_scores(ctx: TeachContext, spec: DialogueRunSpec, store: RunStore, run_dir: Path) -> dict[str, Any]:
+    """Fine-tune the student on the learning rounds' answers; judge it on the same held-out scenarios."""
+    folder = fine_tune(spec, store, run_dir)
+    if folder is None:
+        return {"fine_tune": spec.loop.fine_tune, "sft": None}
+    scores = evaluate_fine_tuned(spec, folder, lambda client: evaluate_heldout(ctx, set(), CONDITION, student=client))
+    return {"fine_tune": spec.loop.fine_tune, "sft": scores, "sft_model": str(folder)}
 
 
 class _Given:
@@ -146,4 +166,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"held-out rubric score, student + approved only: {fmt(summary['score_student_with_approved'])}",
         f"held-out rubric score, teacher:                 {fmt(summary['score_teacher'])}",
         f"with strategies vs alone: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses",
-    ]
+    ] + (
+        [
+            f"held-out rubric score, fine-tuned ({summary['fine_tune']}): {fmt(summary['score_student_fine_tuned'])}",
+        ]
+        if "score_student_fine_tuned" in summary
+        else []
+    )

@@ -413,7 +413,7 @@ def record_heldout_effects(ctx: TeachContext, alone: list[float], with_strategie
 
 # -- resuming --------------------------------------------------------------------------------------
 
-HELDOUT_CONDITIONS = ("heldout:alone", "heldout:approved", "heldout:learning", "heldout:teacher")
+HELDOUT_CONDITIONS = ("heldout:alone", "heldout:approved", "heldout:learning", "heldout:teacher", "heldout:sft")
 
 
 def finished_rounds(ctx: TeachContext) -> list[RoundOutcome]:
