@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-LABELS_FILE = "labels.json"
+from trainers.causal_config import CausalLMConfig
+from trainers.encoder import LABELS_FILE, STUDENT_FILE, read_student_meta, write_student_meta
+from trainers.rejection import Rejection, answers
+from trainers.sft import SFTStats
+from trainers.student import CAUSAL_FORMAT as FORMAT
+
+Progress = Callable[[int, int], None]
+
 SYSTEM_PROMPT = "Classify the user's message. Answer with the label name only."
 _SEPARATORS = re.compile(r"[\s\-/]+")
 _STRIP = "\"'`.,;:!?()[]{}<>*"
@@ -82,29 +91,92 @@ class FreeAnswers:
 
 
 class CausalClassifier:
-    """A fine-tuned causal LM folder plus its label set (``labels.json``), answering like the encoder."""
+    """A causal LM that writes label names, with the encoder student's interface: ``create`` → ``train`` →
+    ``save``; ``load``; ``predict_logits`` / ``predict_proba`` / ``predict``; ``temperature`` and the
+    out-of-scope ``rejection`` in ``distill_student.json`` (so calibration and rejection are saved the same way).
+    """
 
-    def __init__(self, model_dir: Path, *, batch_size: int = 32) -> None:
+    def __init__(self, labels: list[str], config: CausalLMConfig, folder: Path | None, *, batch_size: int = 32) -> None:
+        self.labels = list(labels)
+        self.config = config
+        self.batch_size = batch_size
+        self.temperature = 1.0
+        self.rejection: Rejection | None = None
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self._folder = folder  # the trained weights (a saved model, or training's scratch output)
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._answers: list[list[int]] | None = None
+        if folder is not None:
+            self._load_weights(folder)
+
+    @classmethod
+    def create(cls, labels: list[str], config: CausalLMConfig | None = None) -> CausalClassifier:
+        """An untrained student: ``train`` fine-tunes ``config.base_model`` on (message → label name) chats."""
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ValueError("labels: a classifier needs at least 2 distinct labels")
+        return cls(labels, config or CausalLMConfig(), None)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> CausalClassifier:
+        directory = Path(directory)
+        meta = read_student_meta(directory)
+        if meta.get("format") != FORMAT:
+            raise FileNotFoundError(f"{directory} is not a distill causal-LM student ({STUDENT_FILE} format)")
+        labels = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
+        student = cls(labels, CausalLMConfig.model_validate(meta["config"]), directory)
+        student.temperature = float(meta.get("temperature", 1.0))
+        student.rejection = Rejection.from_dict(meta["rejection"]) if meta.get("rejection") else None
+        return student
+
+    def train(self, texts: list[str], labels: list[str], *, progress: Progress | None = None) -> SFTStats:
+        """Fine-tune on (text → label) with TRL; the weights stay in a scratch folder until ``save``."""
+        from trainers.local_llm import model_cache_dir
+        from trainers.sft import SFTExample, train_sft
+
+        unknown = sorted(set(labels) - set(self.labels))
+        if unknown:
+            raise ValueError(f"training labels not in the label set: {unknown[:5]}")
+        self._scratch = tempfile.TemporaryDirectory(prefix="distill-causal-")
+        out = Path(self._scratch.name) / "model"
+        examples = [SFTExample(classification_prompt(t), y) for t, y in zip(texts, labels, strict=True)]
+        stats = train_sft(examples, self.config, out, cache_dir=model_cache_dir(), progress=progress).stats
+        self._folder = out
+        self._load_weights(out)
+        return stats
+
+    def save(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
+        """A plain Hugging Face folder (loads with transformers, serves with vLLM) + labels + student meta."""
+        if self._folder is None:
+            raise ValueError("train the student before saving it")
+        directory = Path(directory)
+        if directory.resolve() != self._folder.resolve():
+            if directory.exists():
+                shutil.rmtree(directory)
+            shutil.copytree(self._folder, directory)
+        (directory / LABELS_FILE).write_text(json.dumps(self.labels, indent=1, ensure_ascii=False), encoding="utf-8")
+        meta = {
+            "format": FORMAT,
+            "format_version": 1,
+            "prompt": SYSTEM_PROMPT,
+            "temperature": self.temperature,
+            "rejection": self.rejection.to_dict() if self.rejection else None,
+            "config": self.config.model_dump(mode="json"),
+            "card": card or {},
+        }
+        write_student_meta(directory, meta)
+        return directory
+
+    def _load_weights(self, folder: Path) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.model_dir = Path(model_dir)
-        self.labels: list[str] = json.loads((self.model_dir / LABELS_FILE).read_text())["labels"]
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model: Any = AutoModelForCausalLM.from_pretrained(
-            str(model_dir), dtype=torch.float32, local_files_only=True
-        ).eval()
-        self.batch_size = batch_size
-        self._answers: list[list[int]] | None = None
-        self.temperature = float(json.loads((self.model_dir / LABELS_FILE).read_text()).get("temperature", 1.0))
-
-    @staticmethod
-    def write_labels(model_dir: Path, labels: list[str], temperature: float = 1.0) -> None:
-        (Path(model_dir) / LABELS_FILE).write_text(
-            json.dumps({"labels": labels, "temperature": temperature, "kind": "causal_lm"}, indent=2) + "\n"
-        )
+        self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
+        self.model.eval()
+        self._answers = None
 
     # -- constrained: score every label ---------------------------------------------------------------------
 
@@ -133,14 +205,16 @@ class CausalClassifier:
         return scores
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        logits = self.predict_logits(texts) / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+        """Calibrated probabilities over the labels, ``softmax(label log-likelihoods / temperature)``."""
+        from trainers.calibration import softmax
+
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        return softmax(self.predict_logits(texts), self.temperature)
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:
-        proba = self.predict_proba(texts)
-        return [(self.labels[int(i)], float(p[int(i)])) for p, i in zip(proba, proba.argmax(axis=1), strict=True)]
+        """The answer and its confidence per text, with the saved out-of-scope rule (as the encoder does)."""
+        return answers(self.predict_proba(texts), self.labels, self.rejection)
 
     # -- free: generate, then map -------------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ what to install or run for more. The plan is decided here, torch-side; ``distill
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from trainers.student import STUDENT_FILE, is_causal
 
 VLLM_INSTALL = (
     "install vLLM in its own environment on a machine with a CUDA GPU (`pip install vllm`; it pins a CUDA "
@@ -38,8 +39,7 @@ class ServePlan:
 
 def check_model_dir(model_dir: Path) -> None:
     """A causal-LM Hugging Face folder (an encoder classifier is served by ``distill predict``)."""
-    labels = model_dir / "labels.json"
-    if labels.is_file() and json.loads(labels.read_text()).get("kind") != "causal_lm":
+    if (model_dir / STUDENT_FILE).is_file() and not is_causal(model_dir):
         raise ServeError(
             f"{model_dir} holds an encoder classifier, not a language model: classify with "
             f"`distill predict {model_dir}` or its ONNX export (`distill export-onnx`)"

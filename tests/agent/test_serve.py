@@ -82,7 +82,8 @@ def test_asking_for_vllm_where_it_cannot_run_exits_2_with_what_to_install(tiny_l
 def test_an_encoder_classifier_or_a_non_model_folder_is_refused(tmp_path: Path) -> None:
     encoder = tmp_path / "model"
     encoder.mkdir()
-    (encoder / "labels.json").write_text(json.dumps({"labels": ["a", "b"]}))
+    (encoder / "labels.json").write_text(json.dumps(["a", "b"]))
+    (encoder / "distill_student.json").write_text(json.dumps({"format": "distill-encoder-classifier"}))
     done = _distill("serve", str(encoder))
     assert done.returncode == 2 and f"distill predict {encoder}" in done.stderr
     done = _distill("serve", str(tmp_path / "nothing"))

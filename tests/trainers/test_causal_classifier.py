@@ -3,14 +3,15 @@ tiny Llama fine-tuned with the real TRL path."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from trainers.causal_classifier import CausalClassifier, classification_prompt, map_to_label
+from trainers.causal_classifier import CausalClassifier, map_to_label
 from trainers.causal_config import CausalLMConfig
-from trainers.sft import SFTExample, train_sft
+from trainers.encoder import write_student_meta
 from trainers.tiny_causal import build_tiny_causal_lm
 
 LABELS = ["card", "card_arrival", "lost_or_stolen_card"]
@@ -55,15 +56,32 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("causal")
     texts = [t for pair in TRAIN for t in pair] + LABELS
     lm = build_tiny_causal_lm(root / "lm", texts * 3, hidden_size=64)
-    examples = [SFTExample(classification_prompt(text), label) for text, label in TRAIN]
     config = CausalLMConfig(base_model=lm, max_steps=80, batch_size=6, learning_rate=5e-3, seed=0)
-    train_sft(examples, config, root / "student", cache_dir=root)
-    CausalClassifier.write_labels(root / "student", LABELS)
+    student = CausalClassifier.create(LABELS, config)
+    stats = student.train([t for t, _ in TRAIN], [y for _, y in TRAIN])
+    assert stats.final_loss is not None and stats.first_loss is not None and stats.final_loss < stats.first_loss
+    student.save(root / "student", card={"round": 1})
     return root / "student"
 
 
+def test_the_saved_student_is_a_plain_model_folder_with_the_encoders_metadata(trained: Path) -> None:
+    from trainers.encoder import read_student_meta
+
+    assert json.loads((trained / "labels.json").read_text()) == LABELS
+    meta = read_student_meta(trained)
+    assert meta["format"] == "distill-causal-lm-classifier" and meta["temperature"] == 1.0
+    assert meta["config"]["max_steps"] == 80 and meta["card"] == {"round": 1}
+    assert (trained / "config.json").is_file() and (trained / "model.safetensors").is_file()
+    other = trained.parent / "other"
+    other.mkdir()
+    write_student_meta(other, {"format": "distill-encoder-classifier"})
+    with pytest.raises(FileNotFoundError, match="not a distill causal-LM student"):
+        CausalClassifier.load(other)
+
+
 def test_constrained_scoring_answers_within_the_label_set_with_a_distribution(trained: Path) -> None:
-    student = CausalClassifier(trained, batch_size=4)  # batches smaller than texts × labels: chunking is used
+    student = CausalClassifier.load(trained)
+    student.batch_size = 4  # smaller than texts × labels: the chunking is used
     texts = [text for text, _ in TRAIN]
     proba = student.predict_proba(texts)
     assert proba.shape == (len(TRAIN), len(LABELS))
@@ -72,21 +90,24 @@ def test_constrained_scoring_answers_within_the_label_set_with_a_distribution(tr
     # "card" is a prefix of "card_arrival": scoring the end of turn keeps the shorter name from winning early
     logits = student.predict_logits(["my card never arrived"])
     assert logits[0, LABELS.index("card_arrival")] > logits[0, LABELS.index("card")]
+    assert student.predict_proba([]).shape == (0, len(LABELS))
 
 
 def test_free_decoding_maps_answers_and_counts_the_unmappable(trained: Path) -> None:
-    student = CausalClassifier(trained)
+    student = CausalClassifier.load(trained)
     answers = student.generate_free([text for text, _ in TRAIN], max_new_tokens=8)
     assert answers.labels == [label for _, label in TRAIN]
     assert answers.unmappable == 0
     assert [r.strip() for r in answers.raw] == [label for _, label in TRAIN]
 
 
-def test_a_stored_temperature_softens_the_confidence(trained: Path, tmp_path: Path) -> None:
-    sharp = CausalClassifier(trained).predict_proba(["someone stole my card"]).max()
-    CausalClassifier.write_labels(trained, LABELS, temperature=5.0)
+def test_a_saved_temperature_softens_the_confidence(trained: Path) -> None:
+    from trainers.encoder import save_temperature
+
+    sharp = CausalClassifier.load(trained).predict_proba(["someone stole my card"]).max()
+    save_temperature(trained, 5.0)  # the same helper the run uses for the encoder
     try:
-        soft = CausalClassifier(trained).predict_proba(["someone stole my card"]).max()
+        soft = CausalClassifier.load(trained).predict_proba(["someone stole my card"]).max()
     finally:
-        CausalClassifier.write_labels(trained, LABELS)
+        save_temperature(trained, 1.0)
     assert 1 / len(LABELS) < soft < sharp
