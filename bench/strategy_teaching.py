@@ -1,14 +1,20 @@
 """Strategy teaching with a real small student LLM: does the learned, audited library help on held-out scenarios?
 
-    python bench/strategy_teaching.py [--quick] --json bench/results/strategy_teaching.json
+    python bench/strategy_teaching.py [--quick] [--seeds 0,1,2] --json bench/results/strategy_teaching_arms.json
 
 Setup (examples/support): the simulator plays the teacher (scenario writer, reference, judge, strategist)
 from a policy derived from the ABCD agent guidelines; the student is SmolLM2-135M-Instruct on CPU, reached
 over its OpenAI-compatible local server, greedy decoding. Strategies that raised their scenario's score
 are approved automatically here (a stand-in for the human reviewer; `distill strategies` is the real path).
 
-Measured on held-out teacher-written scenarios (never learned on): student alone, student + approved
-strategies, teacher. Transfer: the same library applied (a) to a different decoding setting (sampling at
+Four arms on the same held-out teacher-written scenarios (never learned on), the same judge, greedy
+decoding, per seed (the simulator's seed and the SFT seed): the base student; the student prompted with
+the approved strategies; the student fine-tuned (TRL SFT, ``SFT_SETTINGS``) on the teacher's reference
+answers to the learning scenarios (the paper's fine-tuning baseline); and fine-tuned on its own best
+strategy-guided answers that beat its unguided ones (strategies into weights). Both fine-tuned students are
+prompted without strategies. The teacher's own score is reported beside them.
+
+``--transfer`` adds, for the first seed, the library applied (a) to a different decoding setting (sampling at
 temperature 0.7) and (b) to real customer messages from a different source file (Bitext test split).
 """
 
@@ -18,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +41,7 @@ import yaml  # noqa: E402
 SUPPORT = ROOT / "examples" / "support"
 
 
-def write_spec(folder: Path, learn: int, heldout: int, rounds: int) -> Path:
+def write_spec(folder: Path, learn: int, heldout: int, rounds: int, seed: int = 0) -> Path:
     for name in ("policy.yaml", "customer_messages.jsonl", "heldout_messages.jsonl"):
         shutil.copy(SUPPORT / name, folder / name)
     spec = yaml.safe_load((SUPPORT / "spec.yaml").read_text())
@@ -44,7 +51,8 @@ def write_spec(folder: Path, learn: int, heldout: int, rounds: int) -> Path:
         "learn": learn,
         "heldout": heldout,
     }
-    spec["teacher"]["knobs"] = {"seed": 0}
+    spec["teacher"]["knobs"] = {"seed": seed}
+    spec["student"] = {**spec.get("student", {}), "sft": {**SFT_SETTINGS, "seed": seed}}
     spec["loop"].update({"max_rounds": rounds, "auto_approve": True})
     path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -92,12 +100,57 @@ def transfer(run_dir: Path, n_file: int) -> dict[str, Any]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 round, 6 learning and 8 held-out scenarios")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    learn, heldout, rounds, n_file = (6, 8, 1, 8) if args.quick else (12, 24, 2, 24)
+ARMS = ("base", "prompted_with_approved", "sft_teacher_answers", "sft_strategy_answers")
+SFT_SETTINGS = {"epochs": 4.0, "batch_size": 4, "learning_rate": 5e-5, "max_length": 320}
+
+
+def heldout_scores(store: Any, condition: str) -> list[float]:
+    return [float(a.score or 0.0) for a in store.answers(condition=condition)]
+
+
+def four_arms(run_dir: Path) -> dict[str, Any]:
+    """Base student, prompted with the approved library, SFT on the teacher's answers, SFT on the student's own
+    best strategy-guided answers: the same held-out scenarios, the same judge (the teacher), greedy decoding."""
+    from agent.dialogue.fine_tune import evaluate_fine_tuned, fine_tune, training_pairs
+    from agent.dialogue.run import load_dialogue_spec, mean_ci, win_rate
+    from agent.dialogue.teach import TeachContext, evaluate_heldout
+    from agent.run import memoised_embedder
+    from agent.runtime import open_teacher
+    from agent.store import RunStore
+    from generators.service_policy import Policy
+
+    spec = load_dialogue_spec(run_dir)
+    store = RunStore(run_dir / "run.sqlite")
+    scores = {
+        "base": heldout_scores(store, "heldout:alone"),
+        "prompted_with_approved": heldout_scores(store, "heldout:approved"),
+    }
+    pairs = {}
+    with open_teacher(spec, store, run_dir / "cache.sqlite") as teacher:
+        for source in ("teacher_answers", "strategy_answers"):
+            arm = f"sft_{source}"
+            pairs[arm] = len(training_pairs(store, source))
+            folder = fine_tune(spec, store, run_dir / arm, source)
+            if folder is None:
+                scores[arm] = []
+                continue
+
+            def judged(client: Any, condition: str = f"heldout:{arm}") -> list[float]:
+                ctx = TeachContext(spec, store, teacher, client, memoised_embedder(None), Policy.load(spec.task.policy))
+                return evaluate_heldout(ctx, set(), condition, student=client)
+
+            scores[arm] = evaluate_fine_tuned(spec, folder, judged)
+    store.close()
+    base = scores["base"]
+    return {
+        "training_pairs": pairs,
+        "arms": {arm: mean_ci(scores[arm]) for arm in ARMS},
+        "vs_base": {arm: win_rate(scores[arm], base) for arm in ARMS[1:] if len(scores[arm]) == len(base)},
+        "scores": scores,
+    }
+
+
+def one_seed(seed: int, learn: int, heldout: int, rounds: int, n_file: int, with_transfer: bool) -> dict[str, Any]:
     from agent.lifecycle import start
     from agent.store import RunStore
     from agent.strategies import StrategyLibrary
@@ -106,8 +159,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         run_dir = folder / "run"
-        summary = start(write_spec(folder, learn, heldout, rounds), run_dir).result
+        summary = start(write_spec(folder, learn, heldout, rounds, seed), run_dir).result
         result = {
+            "seed": seed,
             "n_scenarios": summary["n_scenarios"],
             "score_student": summary["score_student"]["mean"],
             "score_student_with_strategies": summary["score_student_with_approved"]["mean"],
@@ -117,18 +171,60 @@ def main() -> None:
             "intervals": {k: summary[k] for k in ("score_student", "score_student_with_approved", "score_teacher")},
             "with_vs_alone": summary["with_vs_alone"],
             "rounds": summary["rounds"],
-            "transfer": transfer(run_dir, n_file),
+            "four_arms": four_arms(run_dir),
         }
+        if with_transfer:
+            result["transfer"] = transfer(run_dir, n_file)
         library = StrategyLibrary(RunStore(run_dir / "run.sqlite"))
         result["approved_strategies"] = [
             {"scope": s.scope, "criterion": s.criterion, "text": s.text, "evidence": s.evidence}
             for s in library.current(["approved"])
         ]
-    result["wall_s"] = time.perf_counter() - started
-    print_table(result)
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 seed, 1 round, 6 learning and 8 held-out scenarios")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated simulator/SFT seeds")
+    parser.add_argument("--learn", type=int, default=12, help="learning scenarios per round")
+    parser.add_argument("--heldout", type=int, default=24, help="held-out scenarios")
+    parser.add_argument("--rounds", type=int, default=2, help="learning rounds")
+    parser.add_argument("--transfer", action="store_true", help="also the transfer checks (first seed only)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+    learn, heldout, rounds = (6, 8, 1) if args.quick else (args.learn, args.heldout, args.rounds)
+    runs = [one_seed(seed, learn, heldout, rounds, heldout, args.transfer and i == 0) for i, seed in enumerate(seeds)]
+    result: dict[str, Any] = {
+        "seeds": seeds,
+        "learn": learn,
+        "heldout": heldout,
+        "rounds": rounds,
+        "sft_settings": SFT_SETTINGS,
+        "arm_means": {
+            arm: round(statistics.mean(r["four_arms"]["arms"][arm]["mean"] for r in runs), 4) for arm in ARMS
+        },
+        "runs": runs,
+    }
+    for run in runs:
+        print_table(run)
+    print_arms(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
+
+
+def print_arms(result: dict[str, Any]) -> None:
+    print(f"four arms, held-out rubric score (mean over seeds {result['seeds']}):")
+    for arm in ARMS:
+        per_seed = ", ".join(f"{r['four_arms']['arms'][arm]['mean']:.3f}" for r in result["runs"])
+        wins = [r["four_arms"]["vs_base"].get(arm) for r in result["runs"]] if arm != "base" else []
+        wtl = " ".join(f"{w['wins']}/{w['ties']}/{w['losses']}" for w in wins if w)
+        print(
+            f"  {arm:<24} {result['arm_means'][arm]:.3f}  (seeds: {per_seed}){'  W/T/L vs base: ' + wtl if wtl else ''}"
+        )
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -143,7 +239,7 @@ def print_table(r: dict[str, Any]) -> None:
     w = r["with_vs_alone"]
     print(f"  with vs alone: {w['wins']} wins / {w['ties']} ties / {w['losses']} losses")
     print(f"strategies approved {r['n_strategies_approved']}, rejected (no effect) {r['n_strategies_rejected']}")
-    for name, t in r["transfer"].items():
+    for name, t in r.get("transfer", {}).items():
         tw = t["with_vs_alone"]
         print(
             f"transfer {name}: alone {fmt(t['alone'])} → with {fmt(t['with_strategies'])}; "

@@ -56,17 +56,15 @@ def _best_guided_reply(answers: list[Answer]) -> str | None:
     return best.reply if (best.score or 0.0) > max(unguided, default=0.0) else None
 
 
-def fine_tune(spec: DialogueRunSpec, store: RunStore, run_dir: Path) -> Path | None:
-    """Train ``<run>/student-sft`` on the chosen answers (or reuse it); ``None`` when there is nothing to learn."""
+def fine_tune(spec: DialogueRunSpec, store: RunStore, out: Path, source: str) -> Path | None:
+    """Train ``out`` on the answers of ``source`` (or reuse it); ``None`` when there is nothing to learn."""
     from trainers.local_llm import model_cache_dir
     from trainers.sft import SETTINGS_FILE, SFTExample, train_sft
 
-    source = spec.loop.fine_tune
     pairs = training_pairs(store, source)
     if not pairs:
         console.warn(f"loop.fine_tune={source}: no training answers (no guided reply beat an unguided one); skipped")
         return None
-    out = run_dir / SFT_DIR
     lines = [json.dumps({"prompt": deploy_prompt(m, []), "completion": a}, ensure_ascii=False) for m, a in pairs]
     fingerprint = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     if (out / SETTINGS_FILE).is_file() and _fingerprint(out) == fingerprint:

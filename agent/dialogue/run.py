@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from agent.data_files import read_policy
-from agent.dialogue.fine_tune import CONDITION, evaluate_fine_tuned, fine_tune
+from agent.dialogue.fine_tune import CONDITION, SFT_DIR, evaluate_fine_tuned, fine_tune
 from agent.dialogue.student import StudentClient, open_student
 from agent.dialogue.teach import TeachContext, evaluate_heldout, teach_loop
 from agent.errors import InputError
@@ -117,7 +117,7 @@ class DialogueRun:
 
 def _fine_tuned_scores(ctx: TeachContext, spec: DialogueRunSpec, store: RunStore, run_dir: Path) -> dict[str, Any]:
     """Fine-tune the student on the learning rounds' answers; judge it on the same held-out scenarios."""
-    folder = fine_tune(spec, store, run_dir)
+    folder = fine_tune(spec, store, run_dir / SFT_DIR, spec.loop.fine_tune)
     if folder is None:
         return {"fine_tune": spec.loop.fine_tune, "sft": None}
     scores = evaluate_fine_tuned(spec, folder, lambda client: evaluate_heldout(ctx, set(), CONDITION, student=client))
