@@ -9,7 +9,15 @@ Two steps, both torch-free:
   labelled j), the confident joint C[given][true] counted from the examples whose probability of a class
   clears that class's threshold, calibrated to the class counts; then *prune by noise rate*: from each
   off-diagonal cell (given i, true j) flag the C[i][j] examples labelled i with the largest margin
-  p_j − p_i. An example whose given label is still the model's top choice is never flagged.
+  p_j − p_i; and, beside those, every example whose out-of-fold top class is not its given label
+  (cleanlab's ``predicted_neq_given``), suggesting that class. An example whose given label is still
+  the model's top choice is never flagged.
+
+Why the union: every flag here only buys a second opinion, and the second opinion is what guards
+precision (a clean label it confirms stays). Measured on the Banking77-20 demo data with 10% simulated
+noise (round 0, two fold seeds): prune-by-noise-rate alone flagged 0.67–0.72 of the wrong labels at flag
+precision 0.50–0.57; the union 0.78–0.83 at 0.25–0.28 — about twice the second-opinion calls, which are
+small label calls, for a tenth more of the errors found.
 
 Written here rather than pinning ``cleanlab``: the method is ~60 lines on numpy and scikit-learn
 (already dependencies), and cleanlab would bring pandas and its own numpy/sklearn bounds into every
@@ -97,7 +105,7 @@ def confident_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def find_label_issues(probs: np.ndarray, labels: np.ndarray, *, judged: np.ndarray | None = None) -> list[LabelIssue]:
-    """Likely label errors by prune-by-noise-rate, most certain first.
+    """Likely label errors (prune-by-noise-rate, then predicted ≠ given), most certain first.
 
     ``judged`` (boolean per example) limits who may be flagged; the others still shape the thresholds
     and the joint (e.g. classes too small to be scored out of fold).
@@ -118,6 +126,9 @@ def find_label_issues(probs: np.ndarray, labels: np.ndarray, *, judged: np.ndarr
                 index, margin = int(candidates[k]), float(margins[k])
                 if margin > 0 and (index not in issues or issues[index].score < margin):
                     issues[index] = LabelIssue(index, given, true, margin)
+    for i in np.flatnonzero(may_flag).tolist():
+        top, label = int(probs[i].argmax()), int(labels[i])
+        issues.setdefault(i, LabelIssue(i, label, top, float(probs[i, top] - probs[i, label])))
     return sorted(issues.values(), key=lambda issue: (-issue.score, issue.index))
 
 
