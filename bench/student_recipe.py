@@ -12,7 +12,11 @@ Four students, trained on the same per-class samples (same seeds) and scored on 
               (CLS pooler, random head), one learning rate, fixed epochs (lr 1e-4 × 15 epochs at
               5/class, 5e-5 × 8 at 32/class, 5e-5 × 3 on full data), linear decay, batch 16;
 - tfidf_lr    word 1–2-gram TF-IDF + logistic regression;
-- embed_lr    logistic regression on frozen mean-pooled MiniLM embeddings.
+- embed_lr    logistic regression on frozen mean-pooled MiniLM embeddings;
+- setfit      SetFit (Tunstall et al. 2022; ``pip install 'distill-agent[bench]'``), the few-shot classifier
+              users reach for instead: contrastive fine-tuning of the same MiniLM body on sentence pairs
+              (its defaults: 20 pair iterations per example, 1 epoch, batch 16; at most ``SETFIT_MAX_STEPS``
+              steps so that the larger sizes stay within CPU reach), then a logistic-regression head.
 
 ``train_s`` is wall time of training only (for embed_lr: embedding the training texts + the fit);
 test inference is excluded. The machine is shared, so seconds are indicative. Training texts equal
@@ -44,7 +48,7 @@ from trainers.embeddings import SentenceEmbedder  # noqa: E402
 from trainers.evaluate import evaluate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-METHODS = ("recipe", "plain_ft", "tfidf_lr", "embed_lr")
+METHODS = ("recipe", "plain_ft", "tfidf_lr", "embed_lr", "setfit")
 FULL = "full"
 # (dataset, size, seeds): size is examples per class, or FULL for the whole training split.
 PLAN_FULL: list[tuple[str, str, list[int]]] = [
@@ -57,6 +61,7 @@ PLAN_QUICK: list[tuple[str, str, list[int]]] = [("banking77", "5", [0]), ("trec"
 # Plain fine-tuning as measured before the recipe existed: (lr, epochs) by size.
 PLAIN_SETTINGS = {"5": (1e-4, 15), "32": (5e-5, 8), FULL: (5e-5, 3)}
 
+SETFIT_MAX_STEPS = 1500
 Rows = list[dict[str, str]]
 Result = tuple[list[str], float]  # predicted test labels, training seconds
 Runner = Callable[[Rows, list[str], list[str], int, str], Result]  # (train, test texts, labels, seed, size)
@@ -160,6 +165,23 @@ def _plain_predict(model: Any, tokenizer: Any, texts: list[str]) -> list[int]:
     return out.tolist()
 
 
+def run_setfit(train: Rows, test_texts: list[str], labels: list[str], seed: int, size: str) -> Result:
+    """SetFit on the packaged MiniLM body, its default recipe, the same training rows and seed."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from trainers.embeddings import default_base_model
+
+    model = SetFitModel.from_pretrained(default_base_model(), labels=labels)
+    rows = Dataset.from_dict({"text": [r["text"] for r in train], "label": [labels.index(r["label"]) for r in train]})
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, max_steps=SETFIT_MAX_STEPS, seed=seed)
+    trainer = Trainer(model=model, args=args, train_dataset=rows)
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    return [str(label) for label in model.predict(test_texts, as_numpy=True)], seconds
+
+
 def make_baselines(embed: Callable[[list[str]], np.ndarray]) -> dict[str, Runner]:
     def run_tfidf(train: Rows, test_texts: list[str], labels: list[str], seed: int, size: str) -> Result:
         started = time.perf_counter()
@@ -196,6 +218,7 @@ def run(plan: list[tuple[str, str, list[int]]], data: Path, methods: tuple[str, 
     runners: dict[str, Runner] = {
         "recipe": run_recipe,
         "plain_ft": run_plain,
+        "setfit": run_setfit,
         **make_baselines(cached(SentenceEmbedder())),
     }
     results: dict[str, Any] = {}
@@ -258,6 +281,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with <dataset>/{train,test}.jsonl")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--sizes", help="comma-separated subset of the plan's sizes (e.g. 5), default all")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"needs the datasets at {args.data} (--data)")
@@ -270,7 +294,10 @@ def main() -> None:
     logging.disable_progress_bar()
     logging.set_verbosity_error()  # plain_ft's "newly initialized classifier" warning is expected
     started = time.perf_counter()
-    results = run(PLAN_QUICK if args.quick else PLAN_FULL, args.data, methods)
+    plan = PLAN_QUICK if args.quick else PLAN_FULL
+    if args.sizes:
+        plan = [entry for entry in plan if entry[1] in args.sizes.split(",")]
+    results = run(plan, args.data, methods)
     print_table(results, methods)
     print(f"total {time.perf_counter() - started:.0f}s")
     if args.json:
