@@ -76,7 +76,10 @@ def fake_context(model_root: Path, test_labels: list[str] | None = None) -> Any:
         "test": rows(test_texts, test_labels or gold),
     }
     labels = sorted(set(tiny_task("pool")[1]))
-    return SimpleNamespace(labels=labels, store=FakeStore(splits), model_dir=lambda r: model_root / f"round-{r:02d}")
+    spec = SimpleNamespace(task=SimpleNamespace(out_of_scope=False))  # no out-of-scope rule to choose
+    return SimpleNamespace(
+        labels=labels, spec=spec, store=FakeStore(splits), model_dir=lambda r: model_root / f"round-{r:02d}"
+    )
 
 
 @pytest.fixture(scope="module")
