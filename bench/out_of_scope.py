@@ -121,6 +121,24 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def write(path: Path, args: argparse.Namespace, rounds: int, runs: list[dict[str, Any]]) -> None:
+    """The results so far (written after every run, so a timeout keeps what was measured)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seeds = sorted({r["seed"] for r in runs})
+    paired = [r for r in runs if sum(o["seed"] == r["seed"] for o in runs) == len(ARMS)]
+    result = {
+        "benchmark": "out_of_scope",
+        "task": "examples/banking77_oos (20 Banking77 intents in scope; 57 others out of scope)",
+        "quick": args.quick,
+        "rounds": rounds,
+        "seeds": seeds,
+        "complete": len(runs) == args.seeds * len(ARMS),
+        "runs": runs,
+        "summary": summarise(paired) if paired else None,
+    }
+    path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="round 0 only")
@@ -128,7 +146,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     rounds = 0 if args.quick else 2
-    runs = []
+    runs: list[dict[str, Any]] = []
     for seed in range(args.seeds):
         for arm in ARMS:
             runs.append(run_once(arm, seed, rounds))
@@ -138,6 +156,8 @@ def main() -> None:
                 + "  ".join(f"{m} {r[f'test_{m}']:.3f}" for m in METRICS if r[f"test_{m}"] is not None),
                 flush=True,
             )
+            if args.json:
+                write(args.json, args, rounds, runs)
     summary = summarise(runs)
     print(f"\n{'arm':20}" + "".join(f"{m:>20}" for m in METRICS))
     for arm in ARMS:
@@ -151,18 +171,6 @@ def main() -> None:
         "paired with − without, per seed: "
         + "; ".join(f"{m} {[round(d, 3) for d in diffs[f'test_{m}']]}" for m in METRICS[:3])
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        result = {
-            "benchmark": "out_of_scope",
-            "task": "examples/banking77_oos (20 Banking77 intents in scope; 57 others out of scope)",
-            "quick": args.quick,
-            "rounds": rounds,
-            "seeds": list(range(args.seeds)),
-            "runs": runs,
-            "summary": summary,
-        }
-        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
