@@ -16,6 +16,9 @@ class CausalLMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: Literal["causal_lm"] = Field(
+        "causal_lm", description="As a classification spec's student: the LM writes the label's name."
+    )
     base_model: str = Field(
         "smollm2",
         min_length=1,

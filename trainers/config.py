@@ -19,6 +19,7 @@ class EncoderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)  # shared by the spec and the trainer: read-only
 
+    kind: Literal["encoder"] = Field("encoder", description="encoder (this) or causal_lm (a small LM writing labels).")
     base_model: str | None = Field(
         None,
         min_length=1,
