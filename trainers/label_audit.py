@@ -139,9 +139,21 @@ def judged_examples(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def audit_labels(
-    vectors: np.ndarray, labels: list[int], n_classes: int, *, folds: int, seed: int
+    vectors: np.ndarray,
+    labels: list[int],
+    n_classes: int,
+    *,
+    folds: int,
+    seed: int,
+    eligible: np.ndarray | None = None,
 ) -> tuple[list[LabelIssue], np.ndarray]:
-    """The likely label errors among ``labels`` and the out-of-fold probabilities they come from."""
+    """The likely label errors among ``labels`` and the out-of-fold probabilities they come from.
+
+    Only ``eligible`` examples (all by default) may be flagged; every example trains the fold models.
+    """
     y = np.asarray(labels, dtype=np.int64)
     probs = out_of_fold_probabilities(vectors, y, n_classes, folds=folds, seed=seed)
-    return find_label_issues(probs, y, judged=judged_examples(y, n_classes)), probs
+    judged = judged_examples(y, n_classes)
+    if eligible is not None:
+        judged &= eligible
+    return find_label_issues(probs, y, judged=judged), probs

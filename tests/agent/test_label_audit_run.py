@@ -102,6 +102,7 @@ def test_planted_label_errors_are_caught_and_fixed(noisy_run: Path) -> None:
         elif a.outcome == AuditOutcome.DROPPED:
             assert example.kept is False and example.label == a.given_label
     assert len({a.example_id for a in audits}) == len(audits), "an example was asked about twice"
+    assert all(by_id[a.example_id].origin != "real" for a in audits), "the user's own labels are never audited"
     store = RunStore(noisy_run / "run.sqlite")
     assert all(store.round_reached(r, RoundStatus.AUDITED) for r in (0, 1))
     dropped = sum(a.outcome == AuditOutcome.DROPPED for a in audits)

@@ -49,6 +49,16 @@ def test_planted_label_errors_are_found_with_their_true_label() -> None:
     assert [i.score for i in issues] == sorted((i.score for i in issues), reverse=True)
 
 
+def test_only_eligible_examples_are_flagged_but_all_train_the_folds() -> None:
+    vectors, truth = _clusters(per_class=30, n_classes=4, seed=0)
+    noisy, planted = _flip(truth, 0.10, 4, seed=1)
+    eligible = np.arange(len(noisy)) % 2 == 0  # e.g. the teacher's labels, not the user's
+    issues, probs = audit_labels(vectors, noisy.tolist(), 4, folds=5, seed=0, eligible=eligible)
+    _, same_probs = audit_labels(vectors, noisy.tolist(), 4, folds=5, seed=0)
+    assert np.array_equal(probs, same_probs)
+    assert {i.index for i in issues} == {i for i in planted if eligible[i]}
+
+
 def test_clean_labels_are_not_flagged() -> None:
     vectors, truth = _clusters(per_class=20, n_classes=3, seed=2)
     issues, _ = audit_labels(vectors, truth.tolist(), 3, folds=5, seed=0)
