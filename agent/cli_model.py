@@ -125,9 +125,9 @@ def _load(model_dir: Path, onnx: bool) -> Classifier:
         return OnnxClassifier(folder)
     if not (model_dir / "labels.json").is_file():
         fail(f"MODEL_DIR: {model_dir} is not a distill model (no labels.json) — use <run>/model")
-    from trainers.encoder import EncoderClassifier
+    from trainers.student import load_student
 
-    return EncoderClassifier.load(model_dir)
+    return load_student(model_dir)
 
 
 @handles_errors

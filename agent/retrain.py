@@ -26,6 +26,7 @@ from agent.errors import InputError
 from agent.run_kind import STORE_FILE
 from agent.spec import RunSpec
 from agent.store import ExampleRow, RunStatus, RunStore
+from trainers.causal_config import CausalLMConfig
 from trainers.config import EncoderConfig
 from trainers.model_card import base_model_name, public_name
 
@@ -69,9 +70,13 @@ def retrain(
     return Retrained(out, metrics, _summary(data, out, metrics))
 
 
-def student_config(run_student: EncoderConfig, student_file: Path | None, base_model: str | None) -> EncoderConfig:
-    """The run's student settings, overridden by the keys of ``student_file`` and then by ``base_model``."""
-    settings = run_student.model_dump()
+def student_config(
+    run_student: EncoderConfig | CausalLMConfig, student_file: Path | None, base_model: str | None
+) -> EncoderConfig:
+    """The run's student settings, overridden by the keys of ``student_file`` and then by ``base_model``.
+
+    Encoder students only: a run whose student is a causal LM starts from the encoder defaults."""
+    settings = run_student.model_dump() if isinstance(run_student, EncoderConfig) else {}
     if student_file is not None:
         settings.update(_student_yaml(student_file))
     if base_model is not None:

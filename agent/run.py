@@ -14,6 +14,7 @@ from agent.run_kind import RunOptions, RunOutcome
 from agent.runtime import open_teacher
 from agent.spec import RUN_CACHE_FILE, RunSpec, response_cache_path
 from agent.store import RunStore
+from trainers.config import EncoderConfig
 
 CACHE_FILE = RUN_CACHE_FILE  # the default; `teacher.cache` in the spec may name a shared one
 
@@ -40,7 +41,9 @@ class ClassifierRun:
     """seed → [generate → filter → train → evaluate → decide] × N → export the best round's model."""
 
     def execute(self, spec: RunSpec, run_dir: Path, store: RunStore, options: RunOptions) -> RunOutcome:
-        embed = options.embed or memoised_embedder(spec.student.base_model)
+        # Filters and the audit embed with the encoder student's own body, or the packaged MiniLM.
+        encoder_body = spec.student.base_model if isinstance(spec.student, EncoderConfig) else None
+        embed = options.embed or memoised_embedder(encoder_body)
         with open_teacher(spec, store, response_cache_path(spec, run_dir)) as teacher:
             options.stop.on_request(teacher.stop_dispatch)
             ctx = RunContext(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from agent.errors import InputError
 from agent.teacher_endpoint import EndpointError, TeacherServerMissing, resolve_endpoint, teacher_server
@@ -324,12 +324,24 @@ class DeploySpec(_Strict):
         return self
 
 
+def _student_kind(value: Any) -> str:
+    """Which student config a ``student:`` section is: its ``kind``, encoder when absent."""
+    kind = value.get("kind", "encoder") if isinstance(value, dict) else getattr(value, "kind", "encoder")
+    return str(kind)
+
+
+# The trainers' own settings models (torch-free): every setting of either student can be set from a spec.
+StudentConfig = Annotated[
+    Annotated[EncoderConfig, Tag("encoder")] | Annotated[CausalLMConfig, Tag("causal_lm")],
+    Discriminator(_student_kind),
+]
+
+
 class RunSpec(_Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     task: ClassificationTask
     teacher: TeacherSpec
-    # The trainer's own settings model (trainers.config, torch-free): every setting can be set from a spec.
-    student: EncoderConfig = Field(default_factory=EncoderConfig)
+    student: StudentConfig = Field(default_factory=EncoderConfig)
     loop: LoopSpec = Field(default_factory=LoopSpec)
     filters: FilterSpec = Field(default_factory=FilterSpec)
     budget: Budget = Field(default_factory=Budget)
@@ -415,6 +427,7 @@ class DialogueRunSpec(_Strict):
         return self
 
 
+_STUDENT_KINDS = ("encoder", "causal_lm")
 _TEACHER_TAGS = ("openai", "anthropic", "vllm", "ollama", "llama_cpp", "generic", "simulator")
 _FIX_BY_TYPE = {
     "extra_forbidden": "remove it, or check its spelling against the documented keys",
@@ -430,6 +443,10 @@ def _format_error(error: Any) -> str:
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
     if len(loc) > 1 and loc[0] == "teacher" and loc[1] in _TEACHER_TAGS:
         del loc[1]  # the discriminator tag pydantic inserts is not a key the user wrote
+    if len(loc) > 1 and loc[0] == "student" and loc[1] in _STUDENT_KINDS:
+        del loc[1]
+    if loc == ["student"] and error["type"] == "union_tag_invalid":
+        return f"student.kind: {error['ctx']['tag']!r} is not a student kind — use {' or '.join(_STUDENT_KINDS)}"
     path = ".".join(loc)
     if error["type"] == "value_error":  # our own validators: the message names the fix already
         message = str(error["msg"]).removeprefix("Value error, ")

@@ -25,6 +25,7 @@ import numpy as np
 
 from trainers.causal_config import CausalLMConfig
 from trainers.encoder import LABELS_FILE, STUDENT_FILE, read_student_meta, write_student_meta
+from trainers.model_card import render_model_card
 from trainers.rejection import Rejection, answers
 from trainers.sft import SFTStats
 from trainers.student import CAUSAL_FORMAT as FORMAT
@@ -165,6 +166,10 @@ class CausalClassifier:
             "card": card or {},
         }
         write_student_meta(directory, meta)
+        readme = render_model_card(
+            card or {}, labels=self.labels, config=self.config.model_dump(mode="json"), usage=_usage(directory)
+        )
+        (directory / "README.md").write_text(readme, encoding="utf-8")
         return directory
 
     def _load_weights(self, folder: Path) -> None:
@@ -261,6 +266,19 @@ class CausalClassifier:
                 answers.append(answer[: answer.index(end) + 1] if end in answer else answer)
             self._answers = answers
         return self._answers
+
+
+def _usage(directory: Path) -> str:
+    """How to use the folder: our own trusted Markdown for the model card."""
+    return (
+        "A causal LM fine-tuned to answer with the label's name (classification as generation). With distill, "
+        "answers are constrained to the label set and carry a calibrated confidence:\n\n"
+        f'```bash\ndistill predict {directory.name} "my card has not arrived"\n'
+        f"distill serve {directory.name}   # OpenAI-compatible chat endpoint (vLLM on a GPU)\n```\n\n"
+        "Plain transformers: load the folder with `AutoModelForCausalLM`/`AutoTokenizer`, apply the chat template "
+        f"to a system message `{SYSTEM_PROMPT}` and the user's text, and generate greedily; map the answer onto "
+        "the labels in `labels.json`."
+    )
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -58,6 +58,11 @@ class SFTStats:
     device: str = "cpu"
     precision: str = "fp32"
     processes: int = 1
+    examples: int = 0
+
+    @property
+    def examples_per_s(self) -> float:
+        return round(self.examples * self.epochs / self.seconds, 2) if self.seconds > 0 else 0.0
 
     @property
     def first_loss(self) -> float | None:
@@ -149,6 +154,7 @@ def train_sft(
         device=device.device,
         precision="bf16" if device.bf16 else "fp32",
         processes=int(trainer.args.world_size),
+        examples=len(examples),
     )
     if trainer.args.process_index == 0:
         _save(trained, tokenizer, out_dir, folder, config, device, stats)

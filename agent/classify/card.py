@@ -17,10 +17,20 @@ from agent.classify.guidelines import pair_labels
 from agent.store import ExampleRow, RunStore
 from agent.strategies import StrategyLibrary
 from trainers.bootstrap import intervals_from_evaluation
-from trainers.model_card import base_model_name, public_name
+from trainers.model_card import BaseModelName, base_model_name, public_name
 
 SPLITS = (*VALIDATION_SPLITS, "test")
 METRICS = ("accuracy", "macro_f1", "ece")
+
+
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the packaged SmolLM2 GGUF was quantized from
+
+
+def _base_model(ctx: RunContext) -> BaseModelName:
+    student = ctx.spec.student
+    if student.kind == "causal_lm" and student.base_model.strip().lower() == "smollm2":
+        return BaseModelName(SMOLLM2_HUB_ID, True)
+    return base_model_name(student.base_model)
 
 
 def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
@@ -28,7 +38,7 @@ def model_card(ctx: RunContext, best: int) -> dict[str, Any]:
     metrics = {split: {m: ctx.store.metric(best, split, m) for m in METRICS} for split in SPLITS}
     train = [e for e in ctx.store.examples("train") if e.round <= best]
     origins = dict(sorted(Counter(e.origin for e in train if e.kept).items()))
-    base = base_model_name(ctx.spec.student.base_model)
+    base = _base_model(ctx)
     t = ctx.spec.teacher
     return {
         "task": ctx.spec.name,

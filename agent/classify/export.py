@@ -26,9 +26,9 @@ CARD_KEY = "onnx_int8"
 
 def export_best(ctx: RunContext, best: int) -> Path:
     """Copy the best round's model to <run>/model with a full model card."""
-    from trainers.encoder import EncoderClassifier
+    from trainers.student import load_student
 
-    student = EncoderClassifier.load(ctx.model_dir(best))
+    student = load_student(ctx.model_dir(best))
     out = ctx.run_dir / "model"
     if out.exists():
         shutil.rmtree(out)
@@ -150,7 +150,13 @@ def export_onnx(model_dir: Path, checked_on: ParityTexts, min_agreement: float =
     """
     from trainers import onnx_model
     from trainers.encoder import EncoderClassifier
+    from trainers.student import is_causal
 
+    if is_causal(model_dir):
+        raise InputError(
+            f"MODEL_DIR: {model_dir} holds a causal-LM student; ONNX export covers encoder students. "
+            f"Serve it with `distill serve {model_dir}` (vLLM on a GPU) or convert it to GGUF for llama.cpp"
+        )
     student = EncoderClassifier.load(model_dir)
     staging = model_dir / ".onnx-staging"
     shutil.rmtree(staging, ignore_errors=True)

@@ -41,15 +41,18 @@ def filter_round(ctx: RunContext, round: int) -> dict[str, int]:
 
 def train_round(ctx: RunContext, round: int) -> dict[str, Any]:
     """Fine-tune the student on all kept training data; the model lands in models/round-NN/."""
+    from trainers.config import EncoderConfig
     from trainers.encoder import EncoderClassifier
+    from trainers.student import Student, create_student
 
     out = ctx.model_dir(round)
-    config = ctx.spec.student  # the spec's student section is the trainer's own EncoderConfig
+    config = ctx.spec.student  # the spec's student section is the trainer's own config (encoder or causal LM)
     previous = ctx.model_dir(round - 1)
-    if config.warm_start and round > 0 and (previous / "labels.json").is_file():
+    student: Student
+    if isinstance(config, EncoderConfig) and config.warm_start and round > 0 and (previous / "labels.json").is_file():
         student = EncoderClassifier.load(previous)
     else:
-        student = EncoderClassifier.create(ctx.labels, config)
+        student = create_student(ctx.labels, config)
     train = ctx.store.examples("train", kept=True)
     with console.progress(f"round {round} training on {len(train)} examples", None) as advance_to:
         stats = student.train(
@@ -74,12 +77,13 @@ def evaluate_round(ctx: RunContext, round: int) -> dict[str, dict[str, float]]:
     answers), plus ``in_scope_accuracy``, ``oos_recall`` and ``oos_precision``.
     """
     from trainers.calibration import softmax
-    from trainers.encoder import EncoderClassifier, save_rejection, save_temperature
+    from trainers.encoder import save_rejection, save_temperature
     from trainers.evaluate import evaluate, expected_calibration_error
     from trainers.rejection import decide
+    from trainers.student import load_student
 
     out = ctx.model_dir(round)
-    student = EncoderClassifier.load(out)
+    student = load_student(out)
     rows_by_split = {split: ctx.store.examples(split) for split in (*VALIDATION_SPLITS, "test")}
     logits = {split: student.predict_logits([r.text for r in rows]) for split, rows in rows_by_split.items() if rows}
     temperature = _fit_on_heldback(ctx, rows_by_split["heldback"], logits.get("heldback"))

@@ -149,12 +149,12 @@ def active_learning_rows(ctx: RunContext, round: int) -> list[dict[str, Any]]:
 def _most_informative(ctx: RunContext, round: int, pool: list[str], k: int) -> list[str]:
     """``k`` texts by margin under the previous round's student; ``margin_diversity`` thins the most
     uncertain ``DIVERSITY_POOL``·k of them to a diverse batch on the run's frozen sentence embeddings."""
-    from trainers.encoder import EncoderClassifier
+    from trainers.student import load_student
 
     console.info(
         f"round {round} active learning: scoring {len(pool)} unlabeled texts with the round {round - 1} student"
     )
-    probabilities = EncoderClassifier.load(ctx.model_dir(round - 1)).predict_proba(pool)
+    probabilities = load_student(ctx.model_dir(round - 1)).predict_proba(pool)
     embed = ctx.embed
     if ctx.spec.loop.active_selection == "margin" or embed is None:
         return [pool[i] for i in select_by_margin(probabilities, k)]

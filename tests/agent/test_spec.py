@@ -104,6 +104,7 @@ def test_openai_teacher_needs_its_key_variable(tmp_path: Path) -> None:
 
 # A value other than the default for every setting of the encoder student.
 EVERY_STUDENT_SETTING = {
+    "kind": "encoder",
     "base_model": "/models/encoder",
     "max_length": 128,
     "epochs": 3,
@@ -147,12 +148,28 @@ def test_every_trainer_setting_can_be_set_from_a_spec(tmp_path: Path) -> None:
             "student.head_init: Input should be 'logistic' or 'random' — use one of the values listed",
         ),
         ({"label_smoothing": 1.0}, "student.label_smoothing: Input should be less than 1 — fix the value"),
+        ({"kind": "bert"}, "student.kind: 'bert' is not a student kind — use encoder or causal_lm"),
+        (
+            {"kind": "causal_lm", "head_lr": 0.1},
+            "student.head_lr: Extra inputs are not permitted — remove it, or check its spelling against the "
+            "documented keys",
+        ),
     ],
 )
 def test_student_problems_name_the_field(tmp_path: Path, student: dict[str, object], problem: str) -> None:
     with pytest.raises(SpecError) as info:
         load_spec(write(tmp_path, {**GOOD, "student": student}))
     assert info.value.problems == [problem]
+
+
+def test_a_causal_lm_student_is_chosen_by_kind(tmp_path: Path) -> None:
+    from trainers.causal_config import CausalLMConfig
+
+    student = {"kind": "causal_lm", "base_model": "smollm2", "lora": True, "lora_r": 8, "max_steps": 50}
+    spec = load_spec(write(tmp_path, {**GOOD, "student": student}))
+    assert spec.student == CausalLMConfig(base_model="smollm2", lora=True, lora_r=8, max_steps=50)
+    shipped = load_spec(Path(__file__).resolve().parents[2] / "examples" / "banking77" / "spec_lm.yaml")
+    assert isinstance(shipped.student, CausalLMConfig) and shipped.student.base_model == "smollm2"
 
 
 def test_a_spec_loads_without_torch_or_the_simulator_server(tmp_path: Path) -> None:
