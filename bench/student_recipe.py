@@ -32,6 +32,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -174,11 +175,14 @@ def run_setfit(train: Rows, test_texts: list[str], labels: list[str], seed: int,
 
     model = SetFitModel.from_pretrained(default_base_model(), labels=labels)
     rows = Dataset.from_dict({"text": [r["text"] for r in train], "label": [labels.index(r["label"]) for r in train]})
-    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, max_steps=SETFIT_MAX_STEPS, seed=seed)
-    trainer = Trainer(model=model, args=args, train_dataset=rows)
-    started = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="setfit-") as scratch:  # its checkpoints, never in the repo
+        args = TrainingArguments(
+            output_dir=scratch, batch_size=16, num_epochs=1, num_iterations=20, max_steps=SETFIT_MAX_STEPS, seed=seed
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=rows)
+        started = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - started
     return [str(label) for label in model.predict(test_texts, as_numpy=True)], seconds
 
 
