@@ -558,6 +558,12 @@ def _loop_problems(spec: RunSpec | DialogueRunSpec) -> list[str]:
             'loop.active_per_round: needs task.unlabeled — give a JSONL of unlabeled {"text"} lines, '
             "or set loop.active_per_round: 0"
         )
+    if loop.budget_split == "adaptive" and not (loop.examples_per_round and loop.active_per_round):
+        problems.append(
+            "loop.budget_split: adaptive splits the budget between generation and active labeling, so it needs "
+            "loop.examples_per_round > 0 and loop.active_per_round > 0 with task.unlabeled — set both, "
+            "or budget_split: fixed"
+        )
     return problems
 
 

@@ -162,6 +162,16 @@ def test_student_problems_name_the_field(tmp_path: Path, student: dict[str, obje
     assert info.value.problems == [problem]
 
 
+def test_an_adaptive_budget_split_needs_both_sources(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, {**GOOD, "loop": {"budget_split": "adaptive"}}))
+    assert info.value.problems == [
+        "loop.budget_split: adaptive splits the budget between generation and active labeling, so it needs "
+        "loop.examples_per_round > 0 and loop.active_per_round > 0 with task.unlabeled — set both, "
+        "or budget_split: fixed"
+    ]
+
+
 def test_a_causal_lm_student_is_chosen_by_kind(tmp_path: Path) -> None:
     from trainers.causal_config import CausalLMConfig
 
