@@ -290,7 +290,8 @@ def _metrics(card: dict[str, Any]) -> str:
     splits = [s for s in dict.fromkeys([*SPLITS, *metrics]) if _measured(metrics.get(s))]
     if not splits:
         return ""
-    lines = ["| split | items | accuracy (95% CI) | macro-F1 (95% CI) | ECE |", "|---|---|---|---|---|"]
+    # ECE is the calibrated one (after the held-back temperature): the confidences `distill predict` gives.
+    lines = ["| split | items | accuracy (95% CI) | macro-F1 (95% CI) | ECE (calibrated) |", "|---|---|---|---|---|"]
     for split in splits:
         scores, ci = metrics[split], intervals.get(split) or {}
         n = next((c.get("n") for c in ci.values() if isinstance(c, dict)), None)

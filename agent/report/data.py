@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.coverage import Coverage, read_coverage
 from agent.errors import InputError
 from agent.round_policy import best_round
-from agent.store import CallSummary, ExampleProvenance, PromptCalls, RunStore, Strategy
+from agent.store import CallSummary, ExampleProvenance, LabelAuditRow, PromptCalls, RunStore, Strategy
+from trainers.deferral import STUDENT_FILE
 from trainers.evaluate import ECE_BINS
 
 SPLITS = ("feedback", "heldback", "test")
+# Out-of-scope metrics (``task.out_of_scope``), stored per split with no class; shown when a run has any.
+SCOPE_METRICS = ("in_scope_accuracy", "oos_recall", "oos_precision")
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,36 @@ class CalibrationBin:
 @dataclass(frozen=True)
 class Calibration:
     bins: list[CalibrationBin]
-    ece: float
+    ece: float  # after temperature scaling: what `distill predict` answers with
     n: int
+    ece_uncalibrated: float | None = None  # the plain softmax's, for comparison (older runs: unknown)
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """The exported model's deferral threshold and its coverage–accuracy–cost curve (``agent.coverage``)."""
+
+    coverage: Coverage
+    reason: str
+    heldback: dict[str, float]  # coverage and answered accuracy at the threshold, on held-back
+    curve_test: list[dict[str, float]]  # the same curve on test, reported only
+    cascade_usd: float  # teacher calls journaled outside any round: `distill predict --cascade`
+
+
+@dataclass(frozen=True)
+class ScopeScores:
+    """Out-of-scope metrics of one round and split (any of them may be missing)."""
+
+    round: int
+    split: str
+    values: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class AuditedExample:
+    audit: LabelAuditRow
+    text: str
 
 
 @dataclass(frozen=True)
@@ -82,6 +114,9 @@ class ReportData:
     examples: list[ExampleProvenance]
     guidelines: list[Strategy]
     calls: list[PromptCalls]
+    deferral: Deferral | None = None
+    scope: list[ScopeScores] = field(default_factory=list)
+    audits: list[AuditedExample] = field(default_factory=list)
 
 
 def gather(run_dir: Path) -> ReportData:
@@ -130,12 +165,47 @@ def _gather(run_dir: Path, store: RunStore) -> ReportData:
         examples=store.example_provenance("train"),
         guidelines=store.current_strategies(),
         calls=store.call_breakdown(),
+        deferral=_deferral(run_dir / "model", store.cost_by_round().get(None, 0.0)),
+        scope=_scope(store, rounds),
+        audits=_audits(store),
     )
+
+
+def _deferral(model_dir: Path, cascade_usd: float) -> Deferral | None:
+    coverage = read_coverage(model_dir)
+    if coverage is None:
+        return None
+    entry = json.loads((model_dir / STUDENT_FILE).read_text(encoding="utf-8"))["deferral"]
+    return Deferral(
+        coverage,
+        str(entry.get("reason", "")),
+        dict(entry.get("heldback", {})),
+        list(entry.get("curve_test", [])),
+        cascade_usd,
+    )
+
+
+def _scope(store: RunStore, rounds: list[RoundReport]) -> list[ScopeScores]:
+    out = []
+    for r in rounds:
+        for split in SPLITS:
+            values = {m: store.metric(r.idx, split, m) for m in SCOPE_METRICS}
+            if any(v is not None for v in values.values()):
+                out.append(ScopeScores(r.idx, split, values))
+    return out
+
+
+def _audits(store: RunStore) -> list[AuditedExample]:
+    audits = store.label_audits()
+    if not audits:
+        return []
+    texts = {e.id: e.text for e in store.example_provenance("train")}
+    return [AuditedExample(a, texts.get(a.example_id, "")) for a in audits]
 
 
 def _rounds(store: RunStore) -> list[RoundReport]:
     cost = store.cost_by_round()
-    cumulative = cost.get(None, 0.0)  # calls outside any round (none today) were paid before round 0
+    cumulative = 0.0  # calls outside any round are the cascade's (`predict --cascade`), after the run: not here
     out = []
     for row in store.round_rows():
         cumulative += cost.get(row.idx, 0.0)
@@ -211,4 +281,11 @@ def _calibration(evaluation: dict[str, Any], bins: int = ECE_BINS) -> Calibratio
                 confidence=sum(float(i["confidence"]) for i in items) / n if n else None,
             )
         )
-    return Calibration(out, float(evaluation["ece"]), int(evaluation["n"]))
+    raw, temperature = evaluation.get("ece_uncalibrated"), evaluation.get("temperature")
+    return Calibration(
+        out,
+        float(evaluation["ece"]),
+        int(evaluation["n"]),
+        None if raw is None else float(raw),
+        None if temperature is None else float(temperature),
+    )

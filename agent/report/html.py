@@ -24,6 +24,7 @@ from trainers.markup import html_text
 # small); a larger run lists the newest ones and says so.
 MAX_BROWSER_EXAMPLES = 50_000
 PAGE_ROWS = 100
+MAX_AUDITS_LISTED = 2_000  # flagged examples listed in the page (a run flags a few percent of its data)
 _JSON_ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
@@ -125,6 +126,9 @@ def render_html(data: ReportData, images: dict[str, bytes]) -> str:
         _per_class(data, images),
         _confusion(data, images),
         _calibration(data, images),
+        _deferral(data, images),
+        _scope(data),
+        _label_audit(data),
         _decisions(data),
         _examples(data),
         _guidelines(data),
@@ -141,6 +145,9 @@ SECTIONS = [
     ("per-class", "Per-class F1 over rounds"),
     ("confusion", "Confusion matrix (best round, test)"),
     ("calibration", "Calibration (best round, test)"),
+    ("deferral", "Deferral and cascade: coverage, accuracy, cost"),
+    ("scope", "Out-of-scope"),
+    ("label-audit", "Label audit"),
     ("decisions", "Decisions"),
     ("examples", "Examples"),
     ("guidelines", "Strategies and labeling guidelines"),
@@ -238,10 +245,42 @@ def _calibration(data: ReportData, images: dict[str, bytes]) -> str:
         return _section("calibration", _note("No test evaluation of the best round (no test split, or none yet)."))
     return _section(
         "calibration",
-        _note(f"Expected calibration error {data.calibration.ece:.4f} over {data.calibration.n} test items."),
+        _note(tables.ece_sentence(data.calibration)),
         _figures(
             _image(images, "reliability", "reliability diagram"), _table(tables.calibration(data), "calibration-table")
         ),
+    )
+
+
+def _deferral(data: ReportData, images: dict[str, bytes]) -> str:
+    if data.deferral is None:
+        return _section("deferral", _note(tables.NO_DEFERRAL))
+    return _section(
+        "deferral",
+        *(_note(line) for line in tables.deferral_notes(data.deferral)),
+        _figures(
+            _image(images, "coverage_accuracy_cost", "coverage, accuracy and teacher cost"),
+            _table(tables.deferral(data), "deferral-table"),
+        ),
+    )
+
+
+def _scope(data: ReportData) -> str:
+    if not data.scope:
+        return _section("scope", _note(tables.NO_SCOPE))
+    return _section("scope", _note(tables.SCOPE_NOTE), _table(tables.scope(data), "scope-table", numeric_from=2))
+
+
+def _label_audit(data: ReportData) -> str:
+    if not data.audits:
+        return _section("label-audit", _note(tables.NO_AUDIT))
+    shown = data.audits[:MAX_AUDITS_LISTED]
+    cap = f" The first {len(shown):,} of {len(data.audits):,} are listed." if len(data.audits) > len(shown) else ""
+    return _section(
+        "label-audit",
+        _note(tables.AUDIT_NOTE + cap),
+        _table(tables.audit_counts(data), "audit-counts-table"),
+        _table(tables.audits(data, MAX_AUDITS_LISTED), "audits-table", numeric_from=99),
     )
 
 

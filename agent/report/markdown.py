@@ -15,6 +15,7 @@ from agent.report.tables import Table
 from trainers.markup import md_cell, md_text
 
 DROPPED_LISTED = 50
+AUDITS_LISTED = 50
 _TITLES = dict(SECTIONS)
 
 
@@ -35,6 +36,12 @@ def render_markdown(data: ReportData, images: dict[str, str]) -> str:
         *_confusion(data, images),
         _heading("calibration"),
         *_calibration(data, images),
+        _heading("deferral"),
+        *_deferral(data, images),
+        _heading("scope"),
+        *([tables.SCOPE_NOTE, _table(tables.scope(data))] if data.scope else [tables.NO_SCOPE]),
+        _heading("label-audit"),
+        *_label_audit(data),
         _heading("decisions"),
         *_decisions(data),
         _heading("examples"),
@@ -98,9 +105,36 @@ def _calibration(data: ReportData, images: dict[str, str]) -> list[str]:
     if data.calibration is None:
         return ["No test evaluation of the best round (no test split, or none yet)."]
     return [
-        f"Expected calibration error {data.calibration.ece:.4f} over {data.calibration.n} test items.",
+        md_text(tables.ece_sentence(data.calibration)),
         _image(images, "reliability", "reliability diagram"),
         _table(tables.calibration(data)),
+    ]
+
+
+def _deferral(data: ReportData, images: dict[str, str]) -> list[str]:
+    if data.deferral is None:
+        return [tables.NO_DEFERRAL]
+    return [
+        *(md_text(line) for line in tables.deferral_notes(data.deferral)),
+        _image(images, "coverage_accuracy_cost", "coverage, accuracy and teacher cost"),
+        _table(tables.deferral(data)),
+    ]
+
+
+def _label_audit(data: ReportData) -> list[str]:
+    if not data.audits:
+        return [tables.NO_AUDIT]
+    listed = data.audits[:AUDITS_LISTED]
+    more = (
+        f" (the first {len(listed)} of {len(data.audits)}; report.html lists more)"
+        if len(data.audits) > len(listed)
+        else ""
+    )
+    return [
+        tables.AUDIT_NOTE,
+        _table(tables.audit_counts(data)),
+        f"### Flagged examples{more}",
+        _table(tables.audits(data, AUDITS_LISTED)),
     ]
 
 

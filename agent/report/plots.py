@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from agent.report.data import Calibration, Confusion, ReportData
+from agent.report.data import Calibration, Confusion, Deferral, ReportData
 
 # Above this many labels a confusion matrix is unreadable as an image; the report lists top confusions.
 MATRIX_MAX_LABELS = 20
@@ -25,6 +25,8 @@ def figures(data: ReportData) -> dict[str, bytes]:
         out["confusion_matrix"] = _png(_matrix, data.confusion, data.best_round)
     if data.calibration is not None:
         out["reliability"] = _png(_reliability, data.calibration, data.best_round)
+    if data.deferral is not None and data.deferral.coverage.rows:
+        out["coverage_accuracy_cost"] = _png(_coverage, data.deferral)
     return out
 
 
@@ -121,3 +123,28 @@ def _reliability(figure: Any, calibration: Calibration, best: int | None) -> Non
     axes.set_ylabel("accuracy")
     axes.set_title(f"reliability, test, round {best} (ECE {calibration.ece:.3f})")
     axes.legend(loc="upper left")
+
+
+def _coverage(figure: Any, deferral: Deferral) -> None:
+    """Accuracy on the answered messages against the student's share, with the teacher's bill on the top axis."""
+    figure.set_size_inches(6.0, 4.4)
+    axes = figure.add_subplot()
+    rows = deferral.coverage.rows
+    axes.plot(
+        [r.coverage for r in rows], [r.accuracy for r in rows], "-", marker="o", ms=3, label="held-back (decides)"
+    )
+    if deferral.curve_test:
+        test = deferral.curve_test
+        axes.plot([p["coverage"] for p in test], [p["accuracy"] for p in test], "-", marker="s", ms=3, label="test")
+    chosen = [r for r in rows if r.chosen]
+    if chosen:
+        axes.plot([chosen[0].coverage], [chosen[0].accuracy], "*", ms=14, color="black", label="exported threshold")
+    per_1k = deferral.coverage.cost.usd_per_text * 1000
+    if per_1k > 0:  # the teacher's bill is linear in the share it answers: a second scale on the same axis
+        top = axes.secondary_xaxis("top", functions=(lambda c: (1 - c) * per_1k, lambda usd: 1 - usd / per_1k))
+        top.set_xlabel(f"teacher USD per 1k messages ({deferral.coverage.cost.source})")
+    axes.set_xlim(0, 1.02)
+    axes.set_xlabel("share of messages the student answers")
+    axes.set_ylabel("student accuracy on them")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left")

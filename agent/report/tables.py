@@ -8,7 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from agent.report.data import ReportData
+from agent.coverage import cost_note
+from agent.report.data import SCOPE_METRICS, Calibration, Deferral, ReportData
 from agent.store import ExampleProvenance
 from generators.ledger import format_usd
 
@@ -186,3 +187,109 @@ EXAMPLE_HEADERS = [
     "prompt",
     "text",
 ]
+
+
+DEFERRAL_TABLE_ROWS = 12  # the curve has up to 50 points; a table of a dozen reads better, the plot has all
+
+
+def deferral(data: ReportData) -> Table:
+    from agent.coverage import COVERAGE_HEADERS, format_coverage_rows, thin
+
+    rows = thin(data.deferral.coverage.rows, DEFERRAL_TABLE_ROWS) if data.deferral else []
+    return Table(list(COVERAGE_HEADERS), format_coverage_rows(rows))
+
+
+def scope(data: ReportData) -> Table:
+    return Table(
+        ["round", "split", "in-scope accuracy", "out-of-scope recall", "out-of-scope precision"],
+        [[str(s.round), s.split, *(f1(s.values[m]) for m in SCOPE_METRICS)] for s in data.scope],
+    )
+
+
+AUDIT_OUTCOMES = ("kept", "relabelled", "dropped")
+
+
+def audit_counts(data: ReportData) -> Table:
+    counts = Counter((a.audit.round, str(a.audit.outcome)) for a in data.audits)
+    rounds = sorted({r for r, _ in counts})
+    return Table(
+        ["round", "flagged", *AUDIT_OUTCOMES],
+        [
+            [str(r), str(sum(counts[(r, o)] for o in AUDIT_OUTCOMES)), *(str(counts[(r, o)]) for o in AUDIT_OUTCOMES)]
+            for r in rounds
+        ],
+    )
+
+
+AUDIT_HEADERS = ["round", "example", "given label", "suggested", "second opinion", "outcome", "score", "reason", "text"]
+
+
+def audits(data: ReportData, limit: int | None = None) -> Table:
+    shown = data.audits[:limit] if limit is not None else data.audits
+    return Table(
+        list(AUDIT_HEADERS),
+        [
+            [
+                str(a.audit.round),
+                str(a.audit.example_id),
+                a.audit.given_label,
+                a.audit.suggested_label or DASH,
+                a.audit.second_opinion or DASH,
+                str(a.audit.outcome),
+                DASH if a.audit.score is None else f"{a.audit.score:.3f}",
+                a.audit.reason,
+                a.text,
+            ]
+            for a in shown
+        ],
+    )
+
+
+def ece_sentence(calibration: Calibration) -> str:
+    """The calibrated ECE (what `distill predict` answers with); the plain softmax's beside it, labelled as such."""
+    line = f"Expected calibration error {calibration.ece:.4f} over {calibration.n} test items"
+    if calibration.temperature is not None:
+        line += f", after temperature scaling (T = {calibration.temperature:.3f}, fitted on held-back)"
+    if calibration.ece_uncalibrated is not None:
+        line += f"; uncalibrated (T = 1) it was {calibration.ece_uncalibrated:.4f}"
+    return line + "."
+
+
+NO_DEFERRAL = "No exported model with a coverage curve yet (the run has not finished, or predates deferral)."
+NO_SCOPE = "No out-of-scope metrics: this run has no out-of-scope outcome (task.out_of_scope is off)."
+SCOPE_NOTE = (
+    "in-scope accuracy: accuracy on the messages that belong to a label; out-of-scope recall and precision: "
+    "how many of the messages that fit no label the student rejects, and how many of its rejections are right."
+)
+NO_AUDIT = "No label audit in this run (loop.label_audit is off, or no round has been audited yet)."
+AUDIT_NOTE = (
+    "Training examples the audit flagged as likely mislabelled (out-of-fold probabilities), the teacher's second "
+    "opinion, and what was done: kept, relabelled or dropped (a drop is also a 'label_audit' filter verdict)."
+)
+
+
+def deferral_notes(deferral: Deferral) -> list[str]:
+    c = deferral.coverage
+    notes = [
+        f"The exported model answers 'defer' below confidence {c.threshold:.3f}: {deferral.reason}. "
+        f"On held-back it answers {_share(deferral.heldback.get('coverage'))} of messages with accuracy "
+        f"{f1(deferral.heldback.get('accuracy_answered'))}."
+    ]
+    if c.test:
+        notes.append(
+            f"On test (reported only) it answers {_share(c.test.get('coverage'))} with accuracy "
+            f"{f1(c.test.get('accuracy_answered'))}."
+        )
+    notes.append(
+        "Each row: a threshold on held-back, the share of messages the student answers at it, its accuracy on "
+        "them, and what the teacher is paid per 1,000 messages for the rest — (1 − share) × the teacher's cost "
+        f"per labeled text × 1,000 (the student's own compute is not counted). The {cost_note(c.cost)}. "
+        "`distill predict MODEL --cascade RUN` sends the deferred messages to the teacher."
+    )
+    if deferral.cascade_usd:
+        notes.append(f"Cascade calls journaled in this run so far: {format_usd(deferral.cascade_usd)}.")
+    return notes
+
+
+def _share(value: float | None) -> str:
+    return DASH if value is None else f"{value:.1%}"

@@ -22,7 +22,7 @@ from agent.lifecycle import start
 from agent.report import write_report
 from agent.report.html import SECTIONS
 from agent.run_kind import RunOptions
-from agent.store import RunStore
+from agent.store import AuditOutcome, NewLabelAudit, RunStore
 from agent.strategies import StrategyLibrary
 from generators.ledger import format_usd
 from simulator import SimulatorConfig, SimulatorServer
@@ -102,7 +102,31 @@ def _plant_hostile_texts(run_dir: Path) -> None:
         [(kept, "all", True, "passed every filter", None), (dropped, "refusal", False, HOSTILE_TEXT, None)]
     )
     StrategyLibrary(store).propose("pair:card_arrival|exchange_rate", HOSTILE_GUIDELINE, round=1)
+    # A label audit as the audit step records it (its reason quotes teacher text), and out-of-scope metrics.
+    status = store.round_status(1)
+    other = next(e for e in store.examples("train", round=1) if e.id not in (kept, dropped))
+    relabel = next(label for label in LABELS if label != other.label)
+    store.record_label_audits(
+        1,
+        [
+            NewLabelAudit(
+                kept, "card_arrival", "exchange_rate", "card_arrival", AuditOutcome.KEPT, HOSTILE_TEXT, 0.8, call
+            ),
+            NewLabelAudit(
+                other.id, other.label, relabel, relabel, AuditOutcome.RELABELLED, "teacher agreed", 0.6, call
+            ),
+        ],
+    )
+    assert status is not None
+    store.set_round_status(1, status)  # planting an audit must not move the finished round back
+    stored = [
+        tuple(r) for r in store.query("SELECT metric, class, value FROM evaluations WHERE round=2 AND split='test'")
+    ]
+    store.record_metrics(2, "test", stored + [(m, None, v) for m, v in SCOPE_VALUES.items()])  # it replaces the split
     store.close()
+
+
+SCOPE_VALUES = {"in_scope_accuracy": 0.9123, "oos_recall": 0.5, "oos_precision": 0.75}
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -176,7 +200,7 @@ def test_the_report_files_exist_and_the_html_is_self_contained(run: ReportedRun)
     assert "http://" not in page and "https://" not in page
     links = parse(run.html).links
     images = [link for link in links if link.startswith("data:image/png;base64,")]
-    assert len(images) == 5  # F1 by round, F1 by cost, per-class heatmap, confusion matrix, reliability
+    assert len(images) == 6  # F1 by round, F1 by cost, per-class heatmap, confusion matrix, reliability, coverage
     assert all(link.startswith(("data:image/png;base64,", "#")) for link in links), links
     assert "default-src 'none'" in page  # the page's own policy forbids any request besides data: images
     for png in re.findall(r"\]\(([^)]+\.png)\)", run.markdown.read_text()):
@@ -245,6 +269,54 @@ def test_the_numbers_are_the_stores(run: ReportedRun) -> None:
     examples = store.query("SELECT COUNT(*) FROM examples WHERE split='train'")[0][0]
     assert f"{examples} training examples." in markdown
     store.close()
+
+
+def test_deferral_scope_and_audit_sections_show_the_stored_numbers(run: ReportedRun) -> None:
+    from agent.coverage import format_coverage_rows, read_coverage, thin
+    from agent.report.tables import DEFERRAL_TABLE_ROWS
+
+    tables = parse(run.html).tables
+    markdown = run.markdown.read_text(encoding="utf-8")
+    coverage = read_coverage(run.run_dir / "model")
+    assert coverage is not None and coverage.rows
+    expected = format_coverage_rows(thin(coverage.rows, DEFERRAL_TABLE_ROWS))
+    md_rows = [
+        [cell.replace("\\$", "$") for cell in row] for row in md_table(markdown, "| threshold | student answers |")
+    ]
+    assert tables["deferral-table"][1:] == expected == md_rows  # Markdown escapes the dollar sign
+    note = f"teacher cost per labeled text {format_usd(coverage.cost.usd_per_text)}, estimated:"
+    assert note in markdown.replace("\\$", "$")
+    # ECE: the calibrated one, with the uncalibrated labelled as such.
+    best = max(range(3), key=lambda i: (heldback_f1(run.run_dir, i), -i))
+    evaluation = json.loads((run.run_dir / "models" / f"round-{best:02d}" / "eval_test.json").read_text())
+    assert (
+        f"Expected calibration error {evaluation['ece']:.4f} over {evaluation['n']} test items, after temperature "
+        f"scaling (T = {evaluation['temperature']:.3f}, fitted on held-back); uncalibrated (T = 1) it was "
+        f"{evaluation['ece_uncalibrated']:.4f}." in markdown
+    )
+    assert tables["scope-table"][1:] == [["2", "test", "0.9123", "0.5000", "0.7500"]]
+    store = RunStore(run.run_dir / "run.sqlite")
+    stored = store.label_audits()
+    counts = {r: store.audit_counts(r) for r in sorted({a.round for a in stored})}
+    store.close()
+    assert tables["audit-counts-table"][1:] == [
+        [str(r), str(sum(c.values())), *(str(c[o]) for o in AuditOutcome)] for r, c in counts.items()
+    ]
+    audits = tables["audits-table"][1:]
+    assert [(row[0], row[1], row[5]) for row in audits] == [
+        (str(a.round), str(a.example_id), a.outcome) for a in stored
+    ]
+    planted = next(row for row in audits if row[8] == HOSTILE_TEXT)  # the flagged example's text, as text
+    assert planted[5] == "kept" and planted[7] == " ".join(HOSTILE_TEXT.split())
+    assert "&lt;script&gt;alert('script')" in markdown.split("## Label audit")[1]
+
+
+def heldback_f1(run_dir: Path, round: int) -> float:
+    store = RunStore(run_dir / "run.sqlite")
+    try:
+        return store.metric(round, "heldback", "macro_f1") or 0.0
+    finally:
+        store.close()
 
 
 def test_a_report_can_be_written_while_the_run_holds_its_lock(run: ReportedRun) -> None:

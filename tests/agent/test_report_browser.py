@@ -140,7 +140,10 @@ def test_every_section_table_and_image_is_in_the_page_and_it_is_not_blank(browse
         "Object.fromEntries([...document.querySelectorAll('table[id]')]"
         ".map(t => [t.id, t.querySelectorAll('tbody tr').length]))"
     )
-    for table in ("summary-table", "rounds-table", "per-class-table", "confusions-table", "calibration-table"):
+    for table in (
+        *("summary-table", "rounds-table", "per-class-table", "confusions-table", "calibration-table"),
+        *("deferral-table", "scope-table", "audit-counts-table", "audits-table"),
+    ):
         assert rows[table] > 0, table
     assert rows["rounds-table"] == 3 and rows["per-class-table"] == 3 and rows["guidelines-table"] >= 1
     assert rows["examples-table"] > 0 and rows["cost-table"] == 4  # 3 prompts and the total
@@ -149,7 +152,10 @@ def test_every_section_table_and_image_is_in_the_page_and_it_is_not_blank(browse
     )
     assert sorted(images) == sorted(
         [f"img-{name}", True]
-        for name in ("macro_f1_by_round", "macro_f1_by_cost", "per_class_f1", "confusion_matrix", "reliability")
+        for name in (
+            *("macro_f1_by_round", "macro_f1_by_cost", "per_class_f1", "confusion_matrix", "reliability"),
+            "coverage_accuracy_cost",
+        )
     )
     from PIL import Image
 
@@ -178,6 +184,10 @@ def test_planted_markup_is_text_and_runs_nothing(browser: DevTools, run: Reporte
         "[...document.querySelectorAll('#guidelines-table tbody tr')].map(tr => tr.lastElementChild.textContent)"
     )
     assert " ".join(HOSTILE_GUIDELINE.split()) in guideline_texts
+    audit_cells = browser.js(
+        "[...document.querySelectorAll('#audits-table tbody tr')].map(tr => [...tr.children].map(td => td.textContent))"
+    )
+    assert any(row[7] == " ".join(HOSTILE_TEXT.split()) and row[8] == HOSTILE_TEXT for row in audit_cells)
     assert "<script>alert('task')</script>" in browser.js("document.getElementById('summary-table').textContent")
     # Nothing ran and no element came out of a text: no dialog, no planted element, no link, only our scripts.
     assert "Page.javascriptDialogOpening" not in browser.event_names()

@@ -210,6 +210,7 @@ def test_metadata_carries_the_hub_fields() -> None:
 def test_metrics_section_shows_intervals_and_the_limits_of_use() -> None:
     readme = render_model_card(full_card(), ["a", "b"], {"max_length": 64})
     metrics = readme.split("## Metrics")[1].split("\n## ")[0]
+    assert "| macro-F1 (95% CI) | ECE (calibrated) |" in metrics  # the confidences predict answers with
     assert "| test (reported only) | 200 | 0.8123 (0.7550–0.8650) | 0.8000 (0.7400–0.8510) | 0.0500 |" in metrics
     assert "| validation, held-back part (decides) | – | 0.9000 | 0.8800 | 0.0400 |" in metrics
     assert "95% percentile bootstrap intervals: 1000 resamples (seed 0)" in metrics
