@@ -196,24 +196,26 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     learn, heldout, rounds = (6, 8, 1) if args.quick else (args.learn, args.heldout, args.rounds)
-    runs = [one_seed(seed, learn, heldout, rounds, heldout, args.transfer and i == 0) for i, seed in enumerate(seeds)]
-    result: dict[str, Any] = {
-        "seeds": seeds,
-        "learn": learn,
-        "heldout": heldout,
-        "rounds": rounds,
-        "sft_settings": SFT_SETTINGS,
-        "arm_means": {
-            arm: round(statistics.mean(r["four_arms"]["arms"][arm]["mean"] for r in runs), 4) for arm in ARMS
-        },
-        "runs": runs,
-    }
-    for run in runs:
-        print_table(run)
+    runs: list[dict[str, Any]] = []
+    for i, seed in enumerate(seeds):
+        runs.append(one_seed(seed, learn, heldout, rounds, heldout, args.transfer and i == 0))
+        result: dict[str, Any] = {
+            "seeds": seeds,
+            "complete": len(runs) == len(seeds),
+            "learn": learn,
+            "heldout": heldout,
+            "rounds": rounds,
+            "sft_settings": SFT_SETTINGS,
+            "arm_means": {
+                arm: round(statistics.mean(r["four_arms"]["arms"][arm]["mean"] for r in runs), 4) for arm in ARMS
+            },
+            "runs": runs,
+        }
+        print_table(runs[-1])
+        if args.json:  # after every seed: a run cut short keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2))
     print_arms(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
 
 
 def print_arms(result: dict[str, Any]) -> None:
