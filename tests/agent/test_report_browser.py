@@ -133,7 +133,7 @@ def browser(run: ReportedRun, tmp_path: Path) -> Iterator[DevTools]:
         tools.close()
 
 
-def test_every_section_table_and_image_is_in_the_page_and_it_is_not_blank(browser: DevTools) -> None:
+def test_every_section_table_and_image_is_in_the_page_and_it_is_not_blank(browser: DevTools, run: ReportedRun) -> None:
     for key, title in SECTIONS:
         assert browser.js(f"document.querySelector('section#{key} > h2').textContent") == title
     rows = browser.js(
@@ -146,7 +146,10 @@ def test_every_section_table_and_image_is_in_the_page_and_it_is_not_blank(browse
     ):
         assert rows[table] > 0, table
     assert rows["rounds-table"] == 3 and rows["per-class-table"] == 3 and rows["guidelines-table"] >= 1
-    assert rows["examples-table"] > 0 and rows["cost-table"] == 4  # 3 prompts and the total
+    store = RunStore(run.run_dir / "run.sqlite")
+    prompts = len(store.query("SELECT DISTINCT prompt_id FROM teacher_calls"))
+    store.close()
+    assert rows["examples-table"] > 0 and rows["cost-table"] == prompts + 1  # each prompt and the total
     images = browser.js(
         "[...document.images].map(i => [i.id, i.complete && i.naturalWidth > 100 && i.naturalHeight > 100])"
     )
