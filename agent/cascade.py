@@ -156,7 +156,7 @@ def ask_teacher_for(target: CascadeTarget, texts: list[str], allowed: set[str]) 
 
 def cascade_requests(spec: RunSpec, texts: list[str]) -> list[TeacherRequest]:
     """The label calls for ``texts``; journaled outside any round (``round`` None), as they belong to none."""
-    from agent.coverage import task_info
+    from agent.classify.context import task_info
     from generators.generation import label_requests
 
     requests = label_requests(task_info(spec), texts, per_call=spec.loop.batch_per_call, round=0)

@@ -21,17 +21,12 @@ from typing import Any
 from agent.plan import CHARS_PER_TOKEN
 from agent.spec import RunSpec
 from agent.store import RunStore
-from generators.generation import TaskInfo, label_requests
+from generators.generation import label_requests
 from generators.ledger import Prices, format_usd
 from trainers.deferral import STUDENT_FILE, TeacherCost
 
 LABEL_PROMPT = "label"  # the template the cascade and active learning label texts with
 _STAND_IN = "an example message of typical length for this task"
-
-
-def task_info(spec: RunSpec) -> TaskInfo:
-    """The taxonomy the teacher is shown: the same one the run's label calls carry."""
-    return TaskInfo(spec.task.description, {label.name: label.description for label in spec.task.labels})
 
 
 def teacher_cost(store: RunStore, spec: RunSpec, sample_texts: list[str]) -> TeacherCost:
@@ -52,6 +47,8 @@ def teacher_cost(store: RunStore, spec: RunSpec, sample_texts: list[str]) -> Tea
 
 def estimated_cost(spec: RunSpec, sample_texts: list[str]) -> TeacherCost:
     """The spec's prices × one label call of ``loop.batch_per_call`` of these texts, per text."""
+    from agent.classify.context import task_info
+
     chunk = sample_texts[: spec.loop.batch_per_call] or [_STAND_IN]
     request = label_requests(task_info(spec), chunk, per_call=len(chunk), round=0)[0]
     tokens_in = math.ceil(sum(len(m["content"]) for m in request.messages) / CHARS_PER_TOKEN)

@@ -15,8 +15,10 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from agent.classify.context import task_info
 from agent.data_files import read_jsonl, read_policy
 from agent.spec import DialogueRunSpec, RunSpec
+from generators.audit import AuditItem, audit_requests
 from generators.generation import Feedback, LabelFeedback, TaskInfo, label_requests, pgkd_requests, seed_requests
 from generators.ledger import Prices, format_usd
 from generators.prompts import get_template
@@ -72,7 +74,7 @@ def _line(round: str, requests: list[TeacherRequest], out_per_item: float, items
 
 def _seed_texts(spec: RunSpec) -> list[str]:
     """The user's example texts (seed and validation), read as the run reads them: a bad line fails here."""
-    labels = set(spec.task.label_names)
+    labels = set(task_info(spec).labels)  # out_of_scope is a valid label only when the task has it
     files = [("task.seed_examples", spec.task.seed_examples), ("task.validation", spec.task.validation)]
     texts = [
         row["text"]
@@ -103,7 +105,7 @@ def _stand_in_feedback(task: TaskInfo, texts: list[str], shown: int) -> Feedback
 
 
 def _classification_lines(spec: RunSpec) -> list[PlanLine | None]:
-    task = TaskInfo(spec.task.description, {label.name: label.description for label in spec.task.labels})
+    task = task_info(spec)  # the run's outcome set: out_of_scope is generated and answered like a label
     loop, texts = spec.loop, _seed_texts(spec)
     example_out = sum(len(t) for t in texts) / len(texts) + _JSON_OVERHEAD_CHARS
     label_out = max(len(label) for label in task.labels) + 20  # {"index": 12, "label": "..."}
@@ -137,12 +139,30 @@ def _classification_lines(spec: RunSpec) -> list[PlanLine | None]:
             else []
         )
         active = label_requests(task, texts[:1] * loop.active_per_round, per_call=loop.batch_per_call, round=round)
+        lines += _audit_lines(spec, task, texts, round - 1)
         lines += [
             _guidelines_line(str(round - 1), task, texts),
             _line(str(round), pgkd, example_out, loop.examples_per_round),
             _line(str(round), active, label_out, loop.active_per_round),
         ]
     return lines
+
+
+AUDIT_FLAG_SHARE = 0.15  # measured: 7–16 second opinions per ~100 teacher-labelled examples (bench/label_audit.py)
+
+
+def _audit_lines(spec: RunSpec, task: TaskInfo, texts: list[str], round: int) -> list[PlanLine | None]:
+    """Second opinions on the audit's flags after ``round``: about AUDIT_FLAG_SHARE of that round's new
+    teacher-labelled examples (an estimate: how many labels look wrong is not known before the run)."""
+    loop = spec.loop
+    if not loop.label_audit:
+        return []
+    new = loop.seed_per_label * len(task.labels) if round == 0 else loop.examples_per_round + loop.active_per_round
+    flagged = round_half_up(new * AUDIT_FLAG_SHARE)
+    label = next(iter(task.labels))
+    items = [AuditItem(texts[0], label, label)] * flagged
+    requests = audit_requests(task, items, per_call=loop.batch_per_call, round=round, labels=list(task.labels))
+    return [_line(str(round), requests, max(len(x) for x in task.labels) + 20, flagged)]
 
 
 def _guidelines_line(round: str, task: TaskInfo, texts: list[str]) -> PlanLine:

@@ -81,9 +81,10 @@ def student_only(run: Run, texts: list[str]) -> list[dict[str, Any]]:
 def test_the_student_answers_above_the_threshold_and_the_teacher_below_it(run: Run) -> None:
     texts = [row["text"] for row in POOL[:24]]
     plain = student_only(run, texts)
-    ranked = sorted(p["confidence"] for p in plain)
-    cut = (ranked[len(ranked) // 2 - 1] + ranked[len(ranked) // 2]) / 2  # between two answers: rounding cannot flip one
-    assert ranked[len(ranked) // 2 - 1] < cut < ranked[len(ranked) // 2]
+    ranked = sorted(set(p["confidence"] for p in plain))  # distinct: a tiny model may tie some texts
+    middle = len(ranked) // 2
+    cut = (ranked[middle - 1] + ranked[middle]) / 2  # between two answers: rounding cannot flip one
+    assert ranked[middle - 1] < cut < ranked[middle]
     deferred = [p["text"] for p in plain if p["confidence"] < cut]
     calls_before, spent_before = journal(run.run_dir)
     run.server.reset_stats()
