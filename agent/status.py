@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agent.coverage import COVERAGE_HEADERS, CoverageRow, cost_note, coverage_table_data, format_coverage_rows, thin
 from agent.store import AuditOutcome, RunStore
 from generators.ledger import format_usd
+from trainers.deferral import TeacherCost
 
 SHOWN_AUDITS = 20  # relabelled/dropped examples listed in the terminal view (the JSON has them all)
 
@@ -49,6 +51,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "teacher": store.call_summary(),
             "adaptations": store.adaptations(),
             "plan_vs_actual": _plan_vs_actual(store),
+            "coverage": coverage_table_data(run_dir),
         }
     finally:
         store.close()
@@ -162,6 +165,22 @@ def render_status(data: dict[str, Any]) -> None:
             console.print(f"  round {r['round']}: {escape(reason)}")
     if data["stop_reason"]:
         console.print(f"stop reason: {escape(data['stop_reason'])}")
+    if data.get("coverage"):
+        _print_coverage(console, data["coverage"])
+
+
+def _print_coverage(console: Any, coverage: dict[str, Any]) -> None:
+    """The exported model's coverage–accuracy curve on held-back, with the teacher's cost of what it defers."""
+    from rich.table import Table
+
+    table = Table(title="deferral: the student answers above the threshold, the teacher below (held-back)")
+    for column in COVERAGE_HEADERS:
+        table.add_column(column)
+    rows = [CoverageRow(**row) for row in coverage["rows"]]
+    for cells in format_coverage_rows(thin(rows)):
+        table.add_row(*cells)
+    console.print(table)
+    console.print(cost_note(TeacherCost(**coverage["teacher_cost"])), markup=False)
 
 
 def _audit_cell(counts: dict[str, int]) -> str:

@@ -42,3 +42,18 @@ def test_the_exported_model_carries_a_threshold_chosen_on_heldback(
         "accuracy_answered": expected.accuracy_answered,
     }
     assert entry["curve_heldback"] and entry["test"] == measure(*items("test"), expected.threshold)
+
+    # distill status shows the same curve, with the teacher's cost of what the student defers
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    shown = CliRunner().invoke(app, ["status", str(run_dir), "--json"])
+    assert shown.exit_code == 0, shown.output
+    coverage = json.loads(shown.output)["coverage"]
+    assert coverage["threshold"] == entry["threshold"]
+    assert [r["coverage"] for r in coverage["rows"]] == [p["coverage"] for p in entry["curve_heldback"]]
+    assert sum(r["chosen"] for r in coverage["rows"]) == 1
+    text = CliRunner().invoke(app, ["status", str(run_dir)])
+    assert text.exit_code == 0 and "deferral: the student answers above the threshold" in text.output
+    assert "(chosen)" in text.output and "teacher cost per labeled text" in text.output
