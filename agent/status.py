@@ -154,7 +154,8 @@ def render_status(data: dict[str, Any]) -> None:
     t = data["teacher"]
     console.print(
         f"teacher: {t['calls']} calls ({t['cache_hits']} cached, {t['retries']} retries, {t['failed']} "
-        f"failed), {t['tokens_in']}+{t['tokens_out']} tokens, {format_usd(t['cost_usd'])}"
+        f"failed, {t.get('cancelled', 0)} cancelled by Ctrl-C), {t['tokens_in']}+{t['tokens_out']} tokens, "
+        f"{format_usd(t['cost_usd'])}"
     )
     for adaptation in data["adaptations"]:
         console.print(f"  provider adaptation: {escape(adaptation)}")

@@ -184,6 +184,7 @@ class CallSummary(TypedDict):
     cost_usd: float
     retries: int
     failed: int
+    cancelled: int
 
 
 class PromptUsage(TypedDict):

@@ -83,11 +83,13 @@ class RunTables(StoreConnection):
         return float(row[0]), int(row[1])
 
     def call_summary(self) -> CallSummary:
-        """All journaled calls: count, cache hits, tokens, USD, retries and failures."""
+        """All journaled calls: count, cache hits, tokens, USD, retries, failures, and calls cut off by a second
+        Ctrl-C (``cancelled``: the user's stop, not a failure of the teacher)."""
         row = self._rows(
             "SELECT COUNT(*) n, COALESCE(SUM(cache_hit),0) hits, COALESCE(SUM(tokens_in),0) tin,"
             " COALESCE(SUM(tokens_out),0) tout, COALESCE(SUM(cost_usd),0) usd,"
-            " COALESCE(SUM(attempts - 1),0) retries, COALESCE(SUM(status != 'ok'),0) failed FROM teacher_calls"
+            " COALESCE(SUM(attempts - 1),0) retries, COALESCE(SUM(status NOT IN ('ok', 'cancelled')),0) failed,"
+            " COALESCE(SUM(status = 'cancelled'),0) cancelled FROM teacher_calls"
         )[0]
         return CallSummary(
             calls=row["n"],
@@ -97,6 +99,7 @@ class RunTables(StoreConnection):
             cost_usd=round(row["usd"], 6),
             retries=row["retries"],
             failed=row["failed"],
+            cancelled=row["cancelled"],
         )
 
     def call_origins(self) -> dict[int, CallOrigin]:

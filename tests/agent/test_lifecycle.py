@@ -152,6 +152,8 @@ def test_ctrl_c_stops_with_a_resume_hint_and_resume_finishes(
     # A call that never left is not journaled; one stopped in flight is 'cancelled', never 'error'.
     assert all(row["status"] in ("ok", "cancelled") for row in journal), [tuple(r) for r in journal]
     assert all(row["attempts"] >= 1 for row in journal if row["status"] == "cancelled")
+    summary = RunStore(run_dir / "run.sqlite").call_summary()  # a user's stop is not the teacher's failure
+    assert summary["failed"] == 0 and summary["cancelled"] == sum(row["status"] == "cancelled" for row in journal)
     if presses == 1:  # the first press lets calls in flight finish: nothing was cut off
         assert all(row["status"] == "ok" for row in journal)
 
