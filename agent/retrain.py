@@ -26,6 +26,7 @@ from agent.errors import InputError
 from agent.run_kind import STORE_FILE
 from agent.spec import RunSpec
 from agent.store import ExampleRow, RunStatus, RunStore
+from generators.generation import OUT_OF_SCOPE
 from trainers.causal_config import CausalLMConfig
 from trainers.config import EncoderConfig
 from trainers.model_card import base_model_name, public_name
@@ -152,10 +153,12 @@ def _run_best_round(run_dir: Path) -> int | None:
 
 
 def _train_and_save(data: _RunData, config: EncoderConfig, folder: Path) -> dict[str, dict[str, float]]:
+    from agent.classify.context import task_info
     from trainers.encoder import EncoderClassifier
     from trainers.evaluate import evaluate
+    from trainers.rejection import decide
 
-    labels = data.spec.task.label_names
+    labels = list(task_info(data.spec).labels)  # with out_of_scope when the task has it
     student = EncoderClassifier.create(labels, config)
     with console.progress(f"training on {len(data.train)} kept examples", None) as advance_to:
         stats = student.train(
@@ -166,13 +169,21 @@ def _train_and_save(data: _RunData, config: EncoderConfig, folder: Path) -> dict
         from trainers.calibration import fit_temperature
 
         logits = student.predict_logits([r.text for r in heldback])
-        student.temperature = fit_temperature(logits, [labels.index(r.label) for r in heldback])
+        gold = [labels.index(r.label) for r in heldback]
+        student.temperature = fit_temperature(logits, gold)
+        if data.spec.task.out_of_scope:  # the rejection rule, chosen on held-back as a run chooses it
+            from trainers.calibration import softmax
+            from trainers.rejection import choose_rejection
+
+            student.rejection = choose_rejection(softmax(logits, student.temperature), gold, labels, OUT_OF_SCOPE)
     metrics: dict[str, dict[str, float]] = {}
     evaluations: dict[str, dict[str, Any]] = {}
     for split, rows in data.splits.items():
         if rows:
             texts = [r.text for r in rows]
-            result = evaluate([r.label for r in rows], student.predict_proba(texts), labels, texts=texts)
+            proba = student.predict_proba(texts)
+            decided = decide(proba, labels, student.rejection)  # the answers predict gives
+            result = evaluate([r.label for r in rows], proba, labels, texts=texts, decided=decided)
             evaluations[split] = result.to_dict()
             metrics[split] = {m: evaluations[split][m] for m in ("accuracy", "macro_f1", "ece")}
     export_student(student, folder, _card(data, config, metrics))
@@ -190,6 +201,8 @@ def export_student(student: Any, folder: Path, card: dict[str, Any]) -> None:
 
 def _card(data: _RunData, config: EncoderConfig, metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The card, like the run's model's; it names no path of this machine (base and teacher by public name)."""
+    from agent.classify.context import task_info
+
     spec = data.spec
     base = base_model_name(config.base_model)
     return {
@@ -197,7 +210,7 @@ def _card(data: _RunData, config: EncoderConfig, metrics: dict[str, dict[str, fl
         "description": spec.task.description,
         "method": "retrained on a finished run's kept data (distill train)",
         "train_examples": len(data.train),
-        "labels": spec.task.label_names,
+        "labels": list(task_info(spec).labels),
         "label_descriptions": {label.name: label.description for label in spec.task.labels},
         "base_model": base.name,
         "base_model_on_hub": base.on_hub,

@@ -147,3 +147,12 @@ def test_distill_predict_answers_out_of_scope_with_the_exported_rule(finished: P
     assert result.exit_code == 0, result.output
     answered = [json.loads(text)["label"] for text in result.stdout.splitlines()]
     assert answered == [label for label, _ in student.predict(texts)] and OOS in answered
+
+
+def test_distill_train_retrains_with_out_of_scope_and_its_rule(finished: Path, tmp_path: Path) -> None:
+    from agent.retrain import retrain
+
+    done = retrain(finished, out=tmp_path / "again")
+    assert json.loads((done.model_dir / "labels.json").read_text())[-1] == "out_of_scope"
+    rejection = json.loads((done.model_dir / "distill_student.json").read_text())["rejection"]
+    assert rejection["label"] == "out_of_scope" and rejection["mode"] in ("class", "confidence", "both")
