@@ -20,10 +20,7 @@ beside its final place and renamed into it, so a crash never leaves half an expo
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +31,7 @@ from agent.errors import InputError
 from agent.run_kind import SPEC_FILE, STORE_FILE
 from agent.spec import RunSpec
 from agent.store import CallOrigin, ExampleProvenance, LabelAuditRow, RunStore
+from trainers.atomic import write_folder
 from trainers.markup import md_cell, md_text
 from trainers.model_card import public_name
 
@@ -139,28 +137,6 @@ def check_output_folder(run_dir: Path, out: Path, option: str, *, force: bool) -
         raise InputError(f"{option}: {out} holds the run itself — choose a folder of its own, e.g. {run_dir}/data")
     if (target.is_file() or (target.is_dir() and any(target.iterdir()))) and not force:
         raise InputError(f"{option}: {out} is not empty — choose a new folder, or add --force to replace what is there")
-
-
-def write_folder(out: Path, write: Callable[[Path], None]) -> None:
-    """Build ``out`` in a temporary sibling folder, then move it into place (replacing what
-    ``check_output_folder`` allowed), so a crash never leaves half a folder under that name."""
-    tmp = out.parent / f".{out.name}.partial"  # one fixed name: the next write clears what a kill left
-    _remove(tmp)
-    tmp.mkdir(parents=True)
-    try:
-        write(tmp)
-        _remove(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def _write(

@@ -20,13 +20,14 @@ import yaml
 from pydantic import ValidationError
 
 from agent import console
-from agent.data_export import check_output_folder, stored_classification_spec, write_folder
+from agent.data_export import check_output_folder, stored_classification_spec
 from agent.data_files import read_user_text
 from agent.errors import InputError
 from agent.run_kind import STORE_FILE
 from agent.spec import RunSpec
 from agent.store import ExampleRow, RunStatus, RunStore
 from generators.generation import OUT_OF_SCOPE
+from trainers.atomic import write_folder
 from trainers.causal_config import CausalLMConfig
 from trainers.config import EncoderConfig
 from trainers.model_card import base_model_name, public_name

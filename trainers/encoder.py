@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from trainers.config import EncoderConfig
+from trainers.data_parallel import DataParallel
 from trainers.embeddings import (
     length_sorted_batches,
     load_encoder,
@@ -232,26 +233,43 @@ class EncoderClassifier:
     ) -> tuple[list[float], int]:
         """The training loop, top to bottom: batch, forward, loss, backward, step, schedule.
 
+        Under ``accelerate launch`` with N processes (``trainers.data_parallel``) each process takes its
+        slice of the same global batch and DDP averages the gradients; the loss is the slice's sum over
+        the global batch size × N, so the averaged gradient is the global batch's mean, as in one process.
         Returns the loss of every step and the number of examples seen.
         """
         optimizer = self._optimizer()
         warmup = _warmup_linear(total, self.config.warmup_ratio)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup)  # stepped once per global batch
+        parallel = DataParallel.from_environment()
+        model: nn.Module = self.model
+        if parallel is not None:
+            model, optimizer = parallel.prepare(model, optimizer)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing, reduction="none")
         pad = pad_id(self.tokenizer)
         losses: list[float] = []
         seen = 0
-        self.model.train()
+        model.train()
         for step, batch in enumerate(self._batches(ids, total), start=1):
-            loss = loss_fn(self.model(*pad_batch([ids[i] for i in batch], pad)), targets[batch])
-            loss.backward()
+            if parallel is None:
+                loss = loss_fn(model(*pad_batch([ids[i] for i in batch], pad)), targets[batch]).mean()
+                loss.backward()
+            else:
+                mine, real = parallel.shard(batch)
+                inputs = [t.to(parallel.device) for t in pad_batch([ids[i] for i in mine], pad)]
+                per_example = loss_fn(model(*inputs), targets[mine].to(parallel.device))
+                loss = per_example.sum() * (parallel.world / len(batch) if real else 0.0)
+                parallel.backward(loss)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
+            losses.append(float(loss.detach()) if parallel is None else parallel.mean(loss))
             seen += len(batch)
-            if progress is not None:
+            if progress is not None and (parallel is None or parallel.is_main):
                 progress(step, total)
+        if parallel is not None:
+            self.model = parallel.unwrap(model).to("cpu")  # saved and used for inference on the CPU, as always
+            parallel.wait()
         self.model.eval()
         return losses, seen
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from trainers.causal_config import CausalLMConfig
+from trainers.data_parallel import is_main_process
 from trainers.local_llm import LocalModelError, model_cache_dir
 from trainers.sft import SFTExample, train_sft
 
@@ -64,17 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ValidationError, LocalModelError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.stats is not None and _is_main_process():
+    if args.stats is not None and is_main_process():
         from dataclasses import asdict
 
         args.stats.write_text(json.dumps(asdict(result.stats), indent=2) + "\n")
     return 0
-
-
-def _is_main_process() -> bool:
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
 
 
 if __name__ == "__main__":

@@ -22,8 +22,13 @@ def build_tiny_encoder(
     intermediate_size: int = 64,
     vocab_size: int = 400,
     seed: int = 0,
+    dropout: float = 0.1,
 ) -> str:
-    """Write a tiny BERT + WordPiece tokenizer (trained on ``texts``) into ``directory``; return its path."""
+    """Write a tiny BERT + WordPiece tokenizer (trained on ``texts``) into ``directory``; return its path.
+
+    ``dropout`` 0 makes training a pure function of the data order (no random masks), for tests that
+    compare two trainings weight by weight.
+    """
     import torch
     from transformers import BertConfig, BertModel
 
@@ -38,6 +43,8 @@ def build_tiny_encoder(
         intermediate_size=intermediate_size,
         max_position_embeddings=128,
         pad_token_id=tokenizer.pad_token_id,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the same texts and seed give the same tiny model
