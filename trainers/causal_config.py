@@ -41,8 +41,14 @@ class CausalLMConfig(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     packing: bool | None = Field(None, description="Pack examples into full sequences. Default: on CUDA only.")
-    bf16: bool | None = Field(None, description="bfloat16 mixed precision. Default: on a CUDA GPU that supports it.")
-    gradient_checkpointing: bool | None = Field(None, description="Trade compute for memory. Default: on CUDA only.")
+    bf16: bool | None = Field(
+        None,
+        description="bfloat16 mixed precision. Default: where the device computes in bf16 (an Ampere or newer "
+        "GPU; a CPU with AVX512-BF16 or AMX).",
+    )
+    gradient_checkpointing: bool | None = Field(
+        None, description="Recompute activations in the backward pass (less memory). Default: on."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU.")
     seed: int = 0
 

@@ -6,15 +6,14 @@ this module only resolves the settings for the device, loads a trainable model, 
 plain Hugging Face folder (LoRA adapters merged) that ``transformers``, vLLM and llama.cpp's converter load
 without distill. The resolved settings and the training figures travel in ``distill_sft.json`` beside it.
 
-Device: CUDA when present (bf16 where the GPU supports it, packing, gradient checkpointing), else CPU in
-fp32. Under ``accelerate launch`` the same code trains data-parallel: the Trainer reads the processes
-from the environment.
+Device: CUDA when present, else the CPU; bf16 mixed precision where the device computes in bfloat16,
+activation checkpointing, and packing on CUDA (``resolve_device``). Under ``accelerate launch`` the same
+code trains data-parallel: the Trainer reads the processes from the environment.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainers.atomic import write_folder
 from trainers.causal_config import CausalLMConfig
 from trainers.local_llm import LocalModelError, resolve_local_model
 
@@ -83,26 +83,44 @@ class SFTResult:
 def resolve_device(
     config: CausalLMConfig, *, cuda: bool | None = None, bf16_supported: bool | None = None
 ) -> ResolvedDevice:
-    """``auto`` settings decided for the machine: the CUDA recipe on a GPU, plain fp32 on a CPU."""
+    """``auto`` settings decided for the machine (``bf16_supported``: whether the chosen device has bfloat16).
+
+    bf16 mixed precision wherever the hardware computes in bfloat16: a CUDA GPU from Ampere on, or a CPU
+    with AVX512-BF16 or AMX (TRL's own default is bf16 on any device). Activation checkpointing everywhere:
+    it saves memory on a GPU, and on the CPU it measured faster, not slower (an 8-step probe, SmolLM2-135M
+    in bf16 on a 2-core AVX512-BF16 CPU: 110–114 vs 79–89 tokens/s). Packing on CUDA only.
+    """
     import torch
 
     has_cuda = torch.cuda.is_available() if cuda is None else cuda
     if config.device == "cuda" and not has_cuda:
         raise LocalModelError("student.device is cuda but no CUDA GPU is visible; use device: auto or cpu")
     on_cuda = has_cuda and config.device != "cpu"
-    bf16_ok = on_cuda and (torch.cuda.is_bf16_supported() if bf16_supported is None else bf16_supported)
-    if config.bf16 and not bf16_ok:
-        raise LocalModelError("student.bf16 needs a CUDA GPU with bfloat16 support; leave it unset (auto)")
+    if bf16_supported is None:
+        bf16_supported = bool(torch.cuda.is_bf16_supported()) if on_cuda else cpu_has_bf16()
+    if config.bf16 and not bf16_supported:
+        where = "this GPU" if on_cuda else "this CPU (it needs AVX512-BF16 or AMX)"
+        raise LocalModelError(f"student.bf16: {where} does not compute in bfloat16; leave bf16 unset (auto)")
 
     def decide(setting: bool | None, default: bool) -> bool:
         return default if setting is None else setting
 
     return ResolvedDevice(
         device="cuda" if on_cuda else "cpu",
-        bf16=decide(config.bf16, bf16_ok),
+        bf16=decide(config.bf16, bf16_supported),
         packing=decide(config.packing, on_cuda),
-        gradient_checkpointing=decide(config.gradient_checkpointing, on_cuda),
+        gradient_checkpointing=decide(config.gradient_checkpointing, True),
     )
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    import torch
+
+    try:  # private probes, present in every torch we pin; a torch without them: assume not
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
 
 
 def trainable_folder(base_model: str, cache_dir: Path) -> Path:
@@ -272,23 +290,17 @@ def _save(
     device: ResolvedDevice,
     stats: SFTStats,
 ) -> None:
-    """Write the folder beside ``out_dir`` and rename it into place: a crash never leaves half a model."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
+    """Write the model folder whole or not at all (``trainers.atomic``): a crash never leaves half a model."""
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
         settings = {
             "config": config.model_dump(mode="json"),
             "resolved": asdict(device) | {"learning_rate": config.resolved_learning_rate},
             "base_model_folder": base.name,
             "stats": asdict(stats),
         }
-        (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-        staging.chmod(0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+    write_folder(out_dir, write)

@@ -10,7 +10,15 @@ import torch
 
 from trainers.causal_config import CausalLMConfig
 from trainers.local_llm import LocalChatModel, LocalModelError
-from trainers.sft import SETTINGS_FILE, SFTExample, load_settings, resolve_device, train_sft, trainable_folder
+from trainers.sft import (
+    SETTINGS_FILE,
+    SFTExample,
+    cpu_has_bf16,
+    load_settings,
+    resolve_device,
+    train_sft,
+    trainable_folder,
+)
 from trainers.tiny_causal import build_tiny_causal_lm
 
 PAIRS = [
@@ -49,7 +57,8 @@ def test_full_fine_tune_lowers_the_loss_changes_weights_and_saves_a_plain_folder
     assert stats.first_loss is not None and stats.final_loss is not None
     assert stats.final_loss < 0.5 * stats.first_loss, stats.losses
     assert stats.train_tokens > 0 and stats.tokens_per_s > 0
-    assert (stats.device, stats.precision, stats.processes) == ("cpu", "fp32", 1)
+    device = resolve_device(config)  # bf16 where this CPU has it: the run and the saved settings agree
+    assert (stats.device, stats.precision, stats.processes) == ("cpu", "bf16" if device.bf16 else "fp32", 1)
     before, after = _weights(tiny_lm), _weights(tmp_path / "out")
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(changed) >= 0.9 * len(before)
@@ -57,9 +66,9 @@ def test_full_fine_tune_lowers_the_loss_changes_weights_and_saves_a_plain_folder
     assert settings["config"]["max_steps"] == 30
     assert settings["resolved"] == {
         "device": "cpu",
-        "bf16": False,
+        "bf16": device.bf16,
         "packing": False,
-        "gradient_checkpointing": False,
+        "gradient_checkpointing": True,
         "learning_rate": 3e-3,
     }
     assert load_settings(tmp_path / "out")["stats"]["steps"] == 30
@@ -125,14 +134,19 @@ def test_the_device_decides_the_auto_settings() -> None:
     assert (gpu.device, gpu.bf16, gpu.packing, gpu.gradient_checkpointing) == ("cuda", True, True, True)
     old_gpu = resolve_device(auto, cuda=True, bf16_supported=False)
     assert (old_gpu.bf16, old_gpu.packing) == (False, True)
-    cpu = resolve_device(auto, cuda=False)
-    assert (cpu.device, cpu.bf16, cpu.packing, cpu.gradient_checkpointing) == ("cpu", False, False, False)
-    forced = resolve_device(CausalLMConfig(device="cpu", packing=True), cuda=True, bf16_supported=True)
-    assert (forced.device, forced.bf16, forced.packing) == ("cpu", False, True)
+    cpu = resolve_device(auto, cuda=False, bf16_supported=False)
+    assert (cpu.device, cpu.bf16, cpu.packing, cpu.gradient_checkpointing) == ("cpu", False, False, True)
+    bf16_cpu = resolve_device(auto, cuda=False, bf16_supported=True)  # AVX512-BF16 / AMX
+    assert (bf16_cpu.device, bf16_cpu.bf16, bf16_cpu.packing) == ("cpu", True, False)
+    assert resolve_device(auto, cuda=False).bf16 == cpu_has_bf16()  # the probe decides when not told
+    forced = resolve_device(
+        CausalLMConfig(device="cpu", packing=True, gradient_checkpointing=False), cuda=True, bf16_supported=False
+    )
+    assert (forced.device, forced.bf16, forced.packing, forced.gradient_checkpointing) == ("cpu", False, True, False)
     with pytest.raises(LocalModelError, match="no CUDA GPU is visible"):
         resolve_device(CausalLMConfig(device="cuda"), cuda=False)
-    with pytest.raises(LocalModelError, match="bf16 needs a CUDA GPU"):
-        resolve_device(CausalLMConfig(bf16=True), cuda=False)
+    with pytest.raises(LocalModelError, match=r"this CPU .* does not compute in bfloat16"):
+        resolve_device(CausalLMConfig(bf16=True), cuda=False, bf16_supported=False)
 
 
 def test_no_examples_is_an_error(tiny_lm: Path, tmp_path: Path) -> None:
