@@ -1,6 +1,6 @@
 """Does distill's SFT path train as fast as plain TRL, and how does the LM student classify against the encoder?
 
-    python bench/sft_speed.py [--quick] --json bench/results/sft_speed.json
+    python bench/sft_speed.py [--quick] [--parts speed,quality] --json bench/results/sft_speed.json
 
 1. Speed. The same data (Banking77-20 classification-as-generation chats: message → intent name), the same
    model (the packaged SmolLM2-135M-Instruct, converted once into the model cache), the same settings
@@ -144,8 +144,16 @@ def main() -> None:
     parser.add_argument("--speed-steps", type=int, default=30, help="optimizer steps of each speed measurement")
     parser.add_argument("--per-label", type=int, default=15, help="real pool texts per intent for the F1 part")
     parser.add_argument("--epochs", type=float, default=3.0, help="LM student epochs for the F1 part")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--parts",
+        default="speed,quality",
+        help="speed, quality or both: the speed part wants an idle machine, the quality part does not",
+    )
+    parser.add_argument("--json", type=Path, help="written after every seed ('complete' says whether all ran)")
     args = parser.parse_args()
+    parts = {part.strip() for part in args.parts.split(",")}
+    if not parts or parts - {"speed", "quality"}:
+        parser.error("--parts: speed, quality or speed,quality")
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     steps = 10 if args.quick else args.speed_steps
     per_label = 5 if args.quick else args.per_label
@@ -154,61 +162,83 @@ def main() -> None:
     if args.quick:
         test = random.Random(0).sample(test, 200)
     folder = smollm2_folder(model_cache_dir())
-    speed, quality = [], []
+    speed: list[dict[str, Any]] = []
+    quality: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sft-speed-") as tmp:
         scratch = Path(tmp)
         for seed in seeds:
             rows = training_rows(seed, per_label, labels)
             settings = sft_settings(seed, steps)
-            # Alternate who goes first: the first training of a process pays one-off costs (allocator, threads).
-            if seed % 2 == 0:
-                mine = ours(folder, rows, settings, scratch / "ours")
-                plain = plain_trl(folder, rows, settings, scratch / "plain")
-            else:
-                plain = plain_trl(folder, rows, settings, scratch / "plain")
-                mine = ours(folder, rows, settings, scratch / "ours")
-            ratio = mine["tokens_per_s"] / plain["tokens_per_s"]
-            speed.append({"seed": seed, "ours": mine, "plain_trl": plain, "ratio": round(ratio, 3)})
-            print(
-                f"seed {seed} speed: ours {mine['tokens_per_s']} tok/s, plain TRL {plain['tokens_per_s']} → {ratio:.3f}"
-            )
-            batches = len(rows) / settings["batch_size"]
-            f1_settings = settings | {"max_steps": round(args.epochs * batches)}
-            lm, lm_seconds = lm_macro_f1(folder, f1_settings, rows, labels, test)
-            encoder = encoder_macro_f1(rows, labels, test, seed)
-            quality.append(
-                {
-                    "seed": seed,
-                    "train": len(rows),
-                    "lm_macro_f1": round(lm, 4),
-                    "encoder_macro_f1": round(encoder, 4),
-                    "lm_train_seconds": lm_seconds,
-                }
-            )
-            print(f"seed {seed} macro-F1 on {len(test)} test texts: LM student {lm:.4f}, encoder {encoder:.4f}")
+            if "speed" in parts:
+                speed.append(measure_speed(folder, rows, settings, seed, scratch))
+            if "quality" in parts:
+                batches = len(rows) / settings["batch_size"]
+                f1_settings = settings | {"max_steps": round(args.epochs * batches)}
+                lm, lm_seconds = lm_macro_f1(folder, f1_settings, rows, labels, test)
+                encoder = encoder_macro_f1(rows, labels, test, seed)
+                quality.append(
+                    {
+                        "seed": seed,
+                        "train": len(rows),
+                        "lm_macro_f1": round(lm, 4),
+                        "encoder_macro_f1": round(encoder, 4),
+                        "lm_train_seconds": lm_seconds,
+                    }
+                )
+                print(f"seed {seed} macro-F1 on {len(test)} test texts: LM student {lm:.4f}, encoder {encoder:.4f}")
+            result = {
+                "model": "SmolLM2-135M-Instruct (full fine-tune)",
+                "device": _device(),
+                "seeds": seeds,
+                "complete": seed == seeds[-1],
+                **({"speed_steps": steps, "speed": speed, **speed_summary(speed)} if speed else {}),
+                **(
+                    {
+                        "per_label": per_label,
+                        "test_texts": len(test),
+                        "epochs": args.epochs,
+                        "quality": quality,
+                        **quality_summary(quality),
+                    }
+                    if quality
+                    else {}
+                ),
+            }
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("speed", "quality")}))
+
+
+def measure_speed(
+    folder: Path, rows: list[dict[str, str]], settings: dict[str, Any], seed: int, scratch: Path
+) -> dict[str, Any]:
+    # Alternate who goes first: the first training of a process pays one-off costs (allocator, threads).
+    if seed % 2 == 0:
+        mine = ours(folder, rows, settings, scratch / "ours")
+        plain = plain_trl(folder, rows, settings, scratch / "plain")
+    else:
+        plain = plain_trl(folder, rows, settings, scratch / "plain")
+        mine = ours(folder, rows, settings, scratch / "ours")
+    ratio = mine["tokens_per_s"] / plain["tokens_per_s"]
+    print(f"seed {seed} speed: ours {mine['tokens_per_s']} tok/s, plain TRL {plain['tokens_per_s']} → {ratio:.3f}")
+    return {"seed": seed, "ours": mine, "plain_trl": plain, "ratio": round(ratio, 3)}
+
+
+def speed_summary(speed: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = [s["ratio"] for s in speed]
-    summary = {
+    return {
         "ratio_vs_plain_trl": round(statistics.median(ratios), 3),
         "ratio_min": min(ratios),
         "ratio_max": max(ratios),
+    }
+
+
+def quality_summary(quality: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "lm_macro_f1_mean": round(statistics.mean(q["lm_macro_f1"] for q in quality), 4),
         "encoder_macro_f1_mean": round(statistics.mean(q["encoder_macro_f1"] for q in quality), 4),
     }
-    print(json.dumps(summary))
-    result = {
-        "model": "SmolLM2-135M-Instruct (full fine-tune)",
-        "device": _device(),
-        "speed_steps": steps,
-        "per_label": per_label,
-        "test_texts": len(test),
-        "epochs": args.epochs,
-        "speed": speed,
-        "quality": quality,
-        **summary,
-    }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def _device() -> str:
