@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--speed-steps", type=int, default=30, help="optimizer steps of each speed measurement")
     parser.add_argument("--per-label", type=int, default=15, help="real pool texts per intent for the F1 part")
     parser.add_argument("--epochs", type=float, default=3.0, help="LM student epochs for the F1 part")
+    parser.add_argument("--test-texts", type=int, help="score a seeded sample of the test split (default: all 800)")
     parser.add_argument(
         "--parts",
         default="speed,quality",
@@ -159,8 +160,8 @@ def main() -> None:
     per_label = 5 if args.quick else args.per_label
     labels = [line.strip() for line in (EXAMPLE / "labels.txt").read_text().splitlines() if line.strip()]
     test = _rows("test.jsonl")
-    if args.quick:
-        test = random.Random(0).sample(test, 200)
+    if args.quick or args.test_texts:
+        test = random.Random(0).sample(test, 200 if args.quick else min(args.test_texts, len(test)))
     folder = smollm2_folder(model_cache_dir())
     speed: list[dict[str, Any]] = []
     quality: list[dict[str, Any]] = []

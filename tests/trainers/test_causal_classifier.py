@@ -81,7 +81,7 @@ def test_the_saved_student_is_a_plain_model_folder_with_the_encoders_metadata(tr
 
 def test_constrained_scoring_answers_within_the_label_set_with_a_distribution(trained: Path) -> None:
     student = CausalClassifier.load(trained)
-    student.batch_size = 4  # smaller than texts × labels: the chunking is used
+    student.batch_size = 2  # fewer than the labels: the answers after one prompt are scored in two passes
     texts = [text for text, _ in TRAIN]
     proba = student.predict_proba(texts)
     assert proba.shape == (len(TRAIN), len(LABELS))
@@ -91,6 +91,25 @@ def test_constrained_scoring_answers_within_the_label_set_with_a_distribution(tr
     logits = student.predict_logits(["my card never arrived"])
     assert logits[0, LABELS.index("card_arrival")] > logits[0, LABELS.index("card")]
     assert student.predict_proba([]).shape == (0, len(LABELS))
+
+
+def test_the_shared_prompt_cache_scores_exactly_as_each_prompt_and_answer_in_full(trained: Path) -> None:
+    import torch
+
+    from trainers.causal_classifier import classification_prompt
+
+    student = CausalClassifier.load(trained)
+    student.batch_size = 2
+    texts = ["my card never arrived", "is my card a visa or something else entirely"]  # prompts of two lengths
+    expected = np.zeros((len(texts), len(LABELS)))
+    for t, text in enumerate(texts):
+        prompt = student._ids(classification_prompt(text), None)
+        for j, answer in enumerate(student._label_answers()):
+            with torch.no_grad():
+                logits = student.model(input_ids=torch.tensor([prompt + answer])).logits[0].float()
+            log_probs = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+            expected[t, j] = float(log_probs.gather(1, torch.tensor(answer).unsqueeze(1)).sum())
+    np.testing.assert_allclose(student.predict_logits(texts), expected, atol=1e-4)
 
 
 def test_free_decoding_maps_answers_and_counts_the_unmappable(trained: Path) -> None:
