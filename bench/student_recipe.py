@@ -286,6 +286,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="folder with <dataset>/{train,test}.jsonl")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--sizes", help="comma-separated subset of the plan's sizes (e.g. 5), default all")
+    parser.add_argument("--datasets", help="comma-separated subset of the plan's datasets (banking77, trec)")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"needs the datasets at {args.data} (--data)")
@@ -301,6 +302,8 @@ def main() -> None:
     plan = PLAN_QUICK if args.quick else PLAN_FULL
     if args.sizes:
         plan = [entry for entry in plan if entry[1] in args.sizes.split(",")]
+    if args.datasets:
+        plan = [entry for entry in plan if entry[0] in args.datasets.split(",")]
     results = run(plan, args.data, methods)
     print_table(results, methods)
     print(f"total {time.perf_counter() - started:.0f}s")
