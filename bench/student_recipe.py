@@ -176,9 +176,11 @@ def run_setfit(train: Rows, test_texts: list[str], labels: list[str], seed: int,
     model = SetFitModel.from_pretrained(default_base_model(), labels=labels)
     rows = Dataset.from_dict({"text": [r["text"] for r in train], "label": [labels.index(r["label"]) for r in train]})
     with tempfile.TemporaryDirectory(prefix="setfit-") as scratch:  # its checkpoints, never in the repo
-        args = TrainingArguments(
-            output_dir=scratch, batch_size=16, num_epochs=1, num_iterations=20, max_steps=SETFIT_MAX_STEPS, seed=seed
-        )
+        # SetFit draws 2 × num_iterations pairs per example; max_steps would *extend* a shorter epoch to it
+        # (Trainer semantics), so it is passed only where one epoch is longer than the cap.
+        one_epoch = math.ceil(len(train) * 2 * 20 / 16)
+        cap = {"max_steps": SETFIT_MAX_STEPS} if one_epoch > SETFIT_MAX_STEPS else {}
+        args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, num_iterations=20, seed=seed, **cap)
         trainer = Trainer(model=model, args=args, train_dataset=rows)
         started = time.perf_counter()
         trainer.train()
