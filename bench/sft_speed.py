@@ -151,6 +151,11 @@ def main() -> None:
         help="speed, quality or both: the speed part wants an idle machine, the quality part does not",
     )
     parser.add_argument("--json", type=Path, help="written after every seed ('complete' says whether all ran)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the seeds --json already holds from a run cut short with the same settings; run only the rest",
+    )
     args = parser.parse_args()
     parts = {part.strip() for part in args.parts.split(",")}
     if not parts or parts - {"speed", "quality"}:
@@ -163,16 +168,19 @@ def main() -> None:
     if args.quick or args.test_texts:
         test = random.Random(0).sample(test, 200 if args.quick else min(args.test_texts, len(test)))
     folder = smollm2_folder(model_cache_dir())
-    speed: list[dict[str, Any]] = []
-    quality: list[dict[str, Any]] = []
+    earlier = json.loads(args.json.read_text()) if args.resume and args.json and args.json.exists() else {}
+    speed = _kept(earlier, "speed", {"speed_steps": steps}, seeds, args.json)
+    quality = _kept(
+        earlier, "quality", {"per_label": per_label, "test_texts": len(test), "epochs": args.epochs}, seeds, args.json
+    )
     with tempfile.TemporaryDirectory(prefix="sft-speed-") as tmp:
         scratch = Path(tmp)
         for seed in seeds:
             rows = training_rows(seed, per_label, labels)
             settings = sft_settings(seed, steps)
-            if "speed" in parts:
+            if "speed" in parts and not any(s["seed"] == seed for s in speed):
                 speed.append(measure_speed(folder, rows, settings, seed, scratch))
-            if "quality" in parts:
+            if "quality" in parts and not any(q["seed"] == seed for q in quality):
                 batches = len(rows) / settings["batch_size"]
                 f1_settings = settings | {"max_steps": round(args.epochs * batches)}
                 lm, lm_seconds = lm_macro_f1(folder, f1_settings, rows, labels, test)
@@ -191,7 +199,11 @@ def main() -> None:
                 "model": "SmolLM2-135M-Instruct (full fine-tune)",
                 "device": _device(),
                 "seeds": seeds,
-                "complete": seed == seeds[-1],
+                "complete": all(
+                    len([r for r in done if r["seed"] in seeds]) == len(seeds)
+                    for part, done in (("speed", speed), ("quality", quality))
+                    if part in parts
+                ),
                 **({"speed_steps": steps, "speed": speed, **speed_summary(speed)} if speed else {}),
                 **(
                     {
@@ -209,6 +221,17 @@ def main() -> None:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("speed", "quality")}))
+
+
+def _kept(
+    earlier: dict[str, Any], part: str, settings: dict[str, Any], seeds: list[int], path: Path | None
+) -> list[dict[str, Any]]:
+    """The seeds of one part an interrupted earlier run measured with the same settings (--resume)."""
+    if part not in earlier:
+        return []
+    if any(earlier.get(key) != value for key, value in settings.items()):
+        raise SystemExit(f"{path}: its {part} part was measured with other settings; --resume keeps only the same")
+    return [row for row in earlier[part] if row["seed"] in seeds]
 
 
 def measure_speed(

@@ -193,29 +193,54 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="learning rounds")
     parser.add_argument("--transfer", action="store_true", help="also the transfer checks (first seed only)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the seeds --json already holds from a run cut short with the same settings; run only the rest",
+    )
     args = parser.parse_args()
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     learn, heldout, rounds = (6, 8, 1) if args.quick else (args.learn, args.heldout, args.rounds)
-    runs: list[dict[str, Any]] = []
-    for i, seed in enumerate(seeds):
-        runs.append(one_seed(seed, learn, heldout, rounds, heldout, args.transfer and i == 0))
-        result: dict[str, Any] = {
-            "seeds": seeds,
-            "complete": len(runs) == len(seeds),
-            "learn": learn,
-            "heldout": heldout,
-            "rounds": rounds,
-            "sft_settings": SFT_SETTINGS,
-            "arm_means": {
-                arm: round(statistics.mean(r["four_arms"]["arms"][arm]["mean"] for r in runs), 4) for arm in ARMS
-            },
-            "runs": runs,
-        }
+    runs = [r for r in finished_runs(args.json, learn, heldout, rounds) if r["seed"] in seeds] if args.resume else []
+    for seed in [s for s in seeds if s not in {r["seed"] for r in runs}]:
+        runs.append(one_seed(seed, learn, heldout, rounds, heldout, args.transfer and seed == seeds[0]))
         print_table(runs[-1])
+        runs.sort(key=lambda r: seeds.index(r["seed"]))
         if args.json:  # after every seed: a run cut short keeps what it measured
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2))
-    print_arms(result)
+            args.json.write_text(json.dumps(summary(seeds, learn, heldout, rounds, runs), indent=2))
+    print_arms(summary(seeds, learn, heldout, rounds, runs))
+
+
+def summary(seeds: list[int], learn: int, heldout: int, rounds: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "seeds": seeds,
+        "complete": len(runs) == len(seeds),
+        "learn": learn,
+        "heldout": heldout,
+        "rounds": rounds,
+        "sft_settings": SFT_SETTINGS,
+        "arm_means": {
+            arm: round(statistics.mean(r["four_arms"]["arms"][arm]["mean"] for r in runs), 4) for arm in ARMS
+        },
+        "runs": runs,
+    }
+
+
+def finished_runs(path: Path | None, learn: int, heldout: int, rounds: int) -> list[dict[str, Any]]:
+    """The per-seed runs an earlier, interrupted run wrote, when it measured the same thing."""
+    if path is None or not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    same = (earlier["learn"], earlier["heldout"], earlier["rounds"], earlier["sft_settings"]) == (
+        learn,
+        heldout,
+        rounds,
+        SFT_SETTINGS,
+    )
+    if not same:
+        raise SystemExit(f"{path}: measured with other settings; --resume keeps only runs of the same settings")
+    return list(earlier["runs"])
 
 
 def print_arms(result: dict[str, Any]) -> None:

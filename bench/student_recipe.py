@@ -289,6 +289,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--sizes", help="comma-separated subset of the plan's sizes (e.g. 5), default all")
     parser.add_argument("--datasets", help="comma-separated subset of the plan's datasets (banking77, trec)")
+    parser.add_argument("--seeds", help="comma-separated seeds for every cell, instead of the plan's (e.g. 0,1,2)")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"needs the datasets at {args.data} (--data)")
@@ -306,6 +307,9 @@ def main() -> None:
         plan = [entry for entry in plan if entry[1] in args.sizes.split(",")]
     if args.datasets:
         plan = [entry for entry in plan if entry[0] in args.datasets.split(",")]
+    if args.seeds:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        plan = [(dataset, size, seeds) for dataset, size, _ in plan]
     results = run(plan, args.data, methods)
     print_table(results, methods)
     print(f"total {time.perf_counter() - started:.0f}s")
