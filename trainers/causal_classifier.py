@@ -209,11 +209,11 @@ class CausalClassifier:
         count, width = ids.shape
         with torch.no_grad():
             head = self.model(input_ids=torch.tensor([prompt]), use_cache=True)
-            cache = head.past_key_values
+            cache = head.cache  # transformers 5 names it cache (past_key_values is its deprecated alias)
             cache.batch_repeat_interleave(count)
             positions = torch.arange(len(prompt), len(prompt) + width).expand(count, width)
             attention = torch.cat([torch.ones(count, len(prompt), dtype=mask.dtype), mask], dim=1)
-            tail = self.model(input_ids=ids, attention_mask=attention, position_ids=positions, past_key_values=cache)
+            tail = self.model(input_ids=ids, attention_mask=attention, position_ids=positions, cache=cache)
         # The prompt's last position predicts each answer's first token; answer position k predicts token k + 1.
         first = head.logits[0, -1].float().expand(count, 1, -1)
         logits = torch.cat([first, tail.logits[:, :-1].float()], dim=1)
