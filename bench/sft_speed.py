@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from resumable import kept_seed_results
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "banking77"
 
 
@@ -168,11 +170,10 @@ def main() -> None:
     if args.quick or args.test_texts:
         test = random.Random(0).sample(test, 200 if args.quick else min(args.test_texts, len(test)))
     folder = smollm2_folder(model_cache_dir())
-    earlier = json.loads(args.json.read_text()) if args.resume and args.json and args.json.exists() else {}
-    speed = _kept(earlier, "speed", {"speed_steps": steps}, seeds, args.json)
-    quality = _kept(
-        earlier, "quality", {"per_label": per_label, "test_texts": len(test), "epochs": args.epochs}, seeds, args.json
-    )
+    kept = args.json if args.resume else None
+    speed = kept_seed_results(kept, "speed", {"speed_steps": steps}, seeds)
+    f1_part = {"per_label": per_label, "test_texts": len(test), "epochs": args.epochs}
+    quality = kept_seed_results(kept, "quality", f1_part, seeds)
     with tempfile.TemporaryDirectory(prefix="sft-speed-") as tmp:
         scratch = Path(tmp)
         for seed in seeds:
@@ -200,7 +201,7 @@ def main() -> None:
                 "device": _device(),
                 "seeds": seeds,
                 "complete": all(
-                    len([r for r in done if r["seed"] in seeds]) == len(seeds)
+                    {r["seed"] for r in done} == set(seeds)
                     for part, done in (("speed", speed), ("quality", quality))
                     if part in parts
                 ),
@@ -221,17 +222,6 @@ def main() -> None:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("speed", "quality")}))
-
-
-def _kept(
-    earlier: dict[str, Any], part: str, settings: dict[str, Any], seeds: list[int], path: Path | None
-) -> list[dict[str, Any]]:
-    """The seeds of one part an interrupted earlier run measured with the same settings (--resume)."""
-    if part not in earlier:
-        return []
-    if any(earlier.get(key) != value for key, value in settings.items()):
-        raise SystemExit(f"{path}: its {part} part was measured with other settings; --resume keeps only the same")
-    return [row for row in earlier[part] if row["seed"] in seeds]
 
 
 def measure_speed(

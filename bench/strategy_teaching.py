@@ -37,6 +37,7 @@ os.environ.setdefault("DISTILL_QUIET", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import yaml  # noqa: E402
+from resumable import kept_seed_results  # noqa: E402
 
 SUPPORT = ROOT / "examples" / "support"
 
@@ -201,7 +202,8 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     learn, heldout, rounds = (6, 8, 1) if args.quick else (args.learn, args.heldout, args.rounds)
-    runs = [r for r in finished_runs(args.json, learn, heldout, rounds) if r["seed"] in seeds] if args.resume else []
+    settings = {"learn": learn, "heldout": heldout, "rounds": rounds, "sft_settings": SFT_SETTINGS}
+    runs = kept_seed_results(args.json, "runs", settings, seeds) if args.resume else []
     for seed in [s for s in seeds if s not in {r["seed"] for r in runs}]:
         runs.append(one_seed(seed, learn, heldout, rounds, heldout, args.transfer and seed == seeds[0]))
         print_table(runs[-1])
@@ -225,22 +227,6 @@ def summary(seeds: list[int], learn: int, heldout: int, rounds: int, runs: list[
         },
         "runs": runs,
     }
-
-
-def finished_runs(path: Path | None, learn: int, heldout: int, rounds: int) -> list[dict[str, Any]]:
-    """The per-seed runs an earlier, interrupted run wrote, when it measured the same thing."""
-    if path is None or not path.exists():
-        return []
-    earlier = json.loads(path.read_text())
-    same = (earlier["learn"], earlier["heldout"], earlier["rounds"], earlier["sft_settings"]) == (
-        learn,
-        heldout,
-        rounds,
-        SFT_SETTINGS,
-    )
-    if not same:
-        raise SystemExit(f"{path}: measured with other settings; --resume keeps only runs of the same settings")
-    return list(earlier["runs"])
 
 
 def print_arms(result: dict[str, Any]) -> None:
